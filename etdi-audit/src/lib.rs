@@ -1,0 +1,6 @@
+//! ETDI audit logging: events, SIEM formats, lossless sinks, hash chain and signed checkpoints.
+//!
+//! This crate is a placeholder in the workspace layout; its issue delivers the
+//! implementation. It exposes nothing yet, so nothing can depend on behaviour
+//! it does not have.
+#![forbid(unsafe_code)]

@@ -1,0 +1,4 @@
+//! The `etdi` command.
+#![forbid(unsafe_code)]
+
+fn main() {}

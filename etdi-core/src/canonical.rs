@@ -1,0 +1,359 @@
+//! The one canonical form: strict JSON parsing, RFC 8785 (JCS) serialisation
+//! and SHA-256 digests.
+//!
+//! Every hash in ETDI (tool signing, pinning, approvals, request arguments,
+//! call chains) goes through [`canonical_json`] and [`Digest::of`], so the same
+//! value can never have two different hashes. The JCS serialisation is the
+//! `serde_json_canonicalizer` crate, checked against the RFC 8785 vectors in
+//! `tests/jcs_vectors.rs`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+
+/// Largest JSON document [`parse_json`] accepts, in bytes (1 MiB).
+///
+/// Tool definitions, request arguments and policy documents are far smaller;
+/// a bound keeps a hostile peer from making us allocate without limit.
+pub const MAX_JSON_BYTES: usize = 1024 * 1024;
+
+/// Deepest nesting [`parse_json`] accepts (objects and arrays).
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Why a JSON document was refused by [`parse_json`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {
+    /// The document is larger than [`MAX_JSON_BYTES`].
+    #[error("JSON document is {size} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// Size of the refused document.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The document nests deeper than [`MAX_JSON_DEPTH`].
+    #[error("JSON document nests deeper than {limit} levels")]
+    TooDeep {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// An object repeats a member name. JSON parsers disagree on which copy
+    /// wins, so a document with duplicates could mean one thing to a signer and
+    /// another to a verifier: it is refused.
+    #[error("object member `{key}` appears more than once")]
+    DuplicateKey {
+        /// The repeated member name.
+        key: String,
+    },
+    /// The text is not JSON.
+    #[error("invalid JSON at line {line}, column {column}: {message}")]
+    Syntax {
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What the parser saw.
+        message: String,
+    },
+}
+
+/// Parses untrusted JSON text strictly: size and depth bounded, duplicate
+/// object members refused, trailing characters refused.
+pub fn parse_json(input: &str) -> Result<Value, JsonError> {
+    if input.len() > MAX_JSON_BYTES {
+        return Err(JsonError::TooLarge {
+            size: input.len(),
+            limit: MAX_JSON_BYTES,
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(input);
+    let value = StrictValue { depth: 0 }
+        .deserialize(&mut de)
+        .map_err(classify)?;
+    de.end().map_err(classify)?;
+    Ok(value)
+}
+
+/// Maps serde_json's error back to our typed variants. The strict visitor
+/// reports duplicates and depth through `de::Error::custom` with a fixed
+/// prefix, which is recovered here.
+fn classify(err: serde_json::Error) -> JsonError {
+    let text = err.to_string();
+    if let Some(rest) = text.strip_prefix(DUPLICATE_PREFIX) {
+        let key = rest.split('\u{0}').next().unwrap_or_default().to_owned();
+        return JsonError::DuplicateKey { key };
+    }
+    if text.starts_with(DEPTH_PREFIX) {
+        return JsonError::TooDeep {
+            limit: MAX_JSON_DEPTH,
+        };
+    }
+    let message = match text.rfind(" at line ") {
+        Some(cut) => text.get(..cut).unwrap_or(&text).to_owned(),
+        None => text,
+    };
+    JsonError::Syntax {
+        line: err.line(),
+        column: err.column(),
+        message,
+    }
+}
+
+const DUPLICATE_PREFIX: &str = "etdi-duplicate-key:";
+const DEPTH_PREFIX: &str = "etdi-too-deep";
+
+/// A `serde_json::Value` builder that refuses duplicate keys and deep nesting.
+struct StrictValue {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl StrictValue {
+    fn nested<E: de::Error>(&self) -> Result<StrictValue, E> {
+        let depth = self.depth + 1;
+        if depth > MAX_JSON_DEPTH {
+            return Err(E::custom(DEPTH_PREFIX));
+        }
+        Ok(StrictValue { depth })
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number is not finite"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let inner = self.nested()?;
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(StrictValue { depth: inner.depth })? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let inner = self.nested()?;
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "{DUPLICATE_PREFIX}{key}\u{0}"
+                )));
+            }
+            let v = map.next_value_seed(StrictValue { depth: inner.depth })?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Why a value could not be put into canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("value has no canonical JSON form: {reason}")]
+pub struct CanonicalError {
+    reason: String,
+}
+
+/// Serialises any value as RFC 8785 (JCS) canonical JSON bytes.
+///
+/// Objects are sorted by the UTF-16 code units of their member names, numbers
+/// use the ECMAScript shortest round-trip form, strings use the minimal JSON
+/// escapes, and no whitespace is emitted.
+pub fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>, CanonicalError> {
+    serde_json_canonicalizer::to_vec(value).map_err(|e| CanonicalError {
+        reason: e.to_string(),
+    })
+}
+
+/// A SHA-256 digest, written `sha256:` followed by 64 lowercase hex digits.
+///
+/// The algorithm prefix is part of the wire form so a later protocol version
+/// can add another hash without ambiguity.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest([u8; 32]);
+
+/// Why a digest string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid digest `{input}`: expected `sha256:` and 64 lowercase hex digits")]
+pub struct DigestParseError {
+    input: String,
+}
+
+impl Digest {
+    /// The wire prefix of a SHA-256 digest.
+    pub const PREFIX: &'static str = "sha256:";
+
+    /// SHA-256 of raw bytes.
+    pub fn of(bytes: &[u8]) -> Self {
+        Digest(Sha256::digest(bytes).into())
+    }
+
+    /// SHA-256 of the canonical JSON form of `value`.
+    pub fn of_canonical<T: Serialize>(value: &T) -> Result<Self, CanonicalError> {
+        canonical_json(value).map(|b| Self::of(&b))
+    }
+
+    /// Wraps 32 raw digest bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Digest(bytes)
+    }
+
+    /// The 32 raw digest bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", Self::PREFIX, hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Digest {
+    type Err = DigestParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || DigestParseError {
+            input: s.chars().take(80).collect(),
+        };
+        let hex_part = s.strip_prefix(Self::PREFIX).ok_or_else(err)?;
+        // Uppercase hex would give a second spelling of the same digest.
+        if hex_part.len() != 64 || hex_part.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(err());
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex_part, &mut out).map_err(|_| err())?;
+        Ok(Digest(out))
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        assert_eq!(
+            parse_json(r#"{"a":1,"a":2}"#),
+            Err(JsonError::DuplicateKey { key: "a".into() })
+        );
+        assert_eq!(
+            parse_json(r#"{"x":[{"b":1,"b":1}]}"#),
+            Err(JsonError::DuplicateKey { key: "b".into() })
+        );
+    }
+
+    #[test]
+    fn depth_and_size_are_bounded() {
+        let deep = "[".repeat(MAX_JSON_DEPTH + 1) + &"]".repeat(MAX_JSON_DEPTH + 1);
+        assert_eq!(
+            parse_json(&deep),
+            Err(JsonError::TooDeep {
+                limit: MAX_JSON_DEPTH
+            })
+        );
+        let ok = "[".repeat(MAX_JSON_DEPTH) + &"]".repeat(MAX_JSON_DEPTH);
+        assert!(parse_json(&ok).is_ok());
+        let big = format!("\"{}\"", "a".repeat(MAX_JSON_BYTES));
+        assert!(matches!(parse_json(&big), Err(JsonError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn syntax_errors_carry_position() {
+        match parse_json("{\n  \"a\": tru }") {
+            Err(JsonError::Syntax { line, .. }) => assert_eq!(line, 2),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(parse_json("{} x"), Err(JsonError::Syntax { .. })));
+    }
+
+    #[test]
+    fn digest_round_trips_and_refuses_other_spellings() {
+        let d = Digest::of(b"abc");
+        assert_eq!(
+            d.to_string(),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(d.to_string().parse::<Digest>(), Ok(d));
+        assert!(d.to_string().to_uppercase().parse::<Digest>().is_err());
+        assert!("sha256:abc".parse::<Digest>().is_err());
+        assert!(
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+                .parse::<Digest>()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! ETDI authorization engine: permissions, scopes, RBAC, caller/callee and call-depth rules (pure, no I/O).
+//!
+//! This crate is a placeholder in the workspace layout; its issue delivers the
+//! implementation. It exposes nothing yet, so nothing can depend on behaviour
+//! it does not have.
+#![forbid(unsafe_code)]
