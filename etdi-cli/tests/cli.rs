@@ -1,6 +1,14 @@
 //! Runs the real `etdi` binary: the demo passes, digests are stable, and bad
 //! input is one clear sentence with a non-zero exit.
 
+// Tests assert by unwrapping: a panic is the failure report.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::io::Write;
 use std::process::Command;
 
@@ -48,14 +56,21 @@ fn tool_digest_is_stable_and_errors_name_the_field() {
     let out = etdi().args(["tool", "digest"]).arg(&bad).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("`version`") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("`version`") && err.lines().count() == 1,
+        "{err}"
+    );
 
     let out = etdi()
         .args(["tool", "digest", "/nonexistent/x.json"])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8(out.stderr).unwrap().contains("cannot read"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("cannot read")
+    );
 
     let out = etdi().args(["tool", "--bogus"]).output().unwrap();
     assert!(!out.status.success());

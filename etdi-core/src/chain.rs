@@ -41,8 +41,8 @@ pub struct ChainTooLong {
 
 impl CallChain {
     /// The empty chain (a direct call from a client).
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        CallChain { hops: Vec::new() }
     }
 
     /// Appends a hop, refusing to exceed the protocol limit.

@@ -154,6 +154,14 @@ pub enum DenyReason {
         /// The principal that lacks them.
         principal: String,
     },
+    /// A policy engine that does not report missing permissions (Cedar)
+    /// denied; `policies` names the policies that decided, when known.
+    PolicyDenied {
+        /// Which engine decided (e.g. `cedar`).
+        engine: String,
+        /// Ids of the determining policies (empty when none matched).
+        policies: Vec<String>,
+    },
     /// Evaluation failed; failures deny.
     Internal {
         /// Operator-facing detail.
@@ -179,6 +187,7 @@ impl DenyReason {
             Self::CalleeNotAllowed { .. } => "callee_not_allowed",
             Self::CalleeBlocked { .. } => "callee_blocked",
             Self::PrivilegeEscalation { .. } => "privilege_escalation",
+            Self::PolicyDenied { .. } => "policy_denied",
             Self::Internal { .. } => "internal",
         }
     }
@@ -232,6 +241,15 @@ impl fmt::Display for DenyReason {
                 "privilege escalation: chain principal `{principal}` does not hold {}",
                 join(permissions)
             ),
+            Self::PolicyDenied { engine, policies } if policies.is_empty() => {
+                write!(
+                    f,
+                    "denied by the {engine} policy: no policy permits this call"
+                )
+            }
+            Self::PolicyDenied { engine, policies } => {
+                write!(f, "denied by the {engine} policy: {}", policies.join(", "))
+            }
             Self::Internal { detail } => write!(f, "internal error (denied): {detail}"),
         }
     }

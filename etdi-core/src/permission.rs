@@ -219,7 +219,8 @@ mod tests {
     #[test]
     fn refuses_malformed_strings_with_a_typed_error() {
         use PermissionError::*;
-        let cases: &[(&str, fn(&PermissionError) -> bool)] = &[
+        type Check = fn(&PermissionError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, TooFewSegments { .. })),
             ("file", |e| matches!(e, TooFewSegments { .. })),
             ("*", |e| matches!(e, TooFewSegments { .. })),

@@ -353,13 +353,13 @@ impl RawDefinition {
 
 impl RawChain {
     fn validate(self) -> Result<CallChainConstraints, DefinitionError> {
-        if let Some(d) = self.max_depth {
-            if d == 0 || d > MAX_CALL_DEPTH {
-                return Err(DefinitionError::invalid(
-                    "callChain.maxDepth",
-                    format!("maxDepth must be between 1 and {MAX_CALL_DEPTH}, got {d}"),
-                ));
-            }
+        if let Some(d) = self.max_depth
+            && (d == 0 || d > MAX_CALL_DEPTH)
+        {
+            return Err(DefinitionError::invalid(
+                "callChain.maxDepth",
+                format!("maxDepth must be between 1 and {MAX_CALL_DEPTH}, got {d}"),
+            ));
         }
         Ok(CallChainConstraints {
             max_depth: self.max_depth,

@@ -2,6 +2,14 @@
 //! the digest ignores spelling (member order, whitespace, permission order)
 //! and changes with every covered field; no input makes a parser panic.
 
+// Tests assert by unwrapping: a panic is the failure report.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::collections::BTreeSet;
 
 use etdi_core::canonical::parse_json;
