@@ -7,7 +7,11 @@
 
 use std::process::ExitCode;
 
-use etdi_core::{DefinitionErrorKind, Permission, ToolDefinition};
+use etdi_core::{
+    AuthMethod, CallChain, DefinitionErrorKind, DenyReason, Hop, Permission, Principal,
+    SecurityLevel, SecurityPolicy, ServerId, ToolDefinition,
+};
+use etdi_policy::{CallRequest, PolicyDocument, PolicyEngine};
 use serde_json::{Value, json};
 
 struct Report {
@@ -163,6 +167,8 @@ pub fn run(json_out: bool) -> ExitCode {
         matching,
     );
 
+    policy_steps(&mut r, &base);
+
     let total = r.steps.len();
     if json_out {
         println!(
@@ -177,4 +183,105 @@ pub fn run(json_out: bool) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Authorization with the real policy engine: scopes, depth and escalation.
+fn policy_steps(r: &mut Report, base: &Value) {
+    let setup = (|| -> Result<(PolicyEngine, ToolDefinition, ToolDefinition), String> {
+        let read = ToolDefinition::from_value(base.clone()).map_err(|e| e.to_string())?;
+        let mut write_json = with_member(base, "id", json!("com.example.files/write"));
+        write_json = with_member(&write_json, "name", json!("write_file"));
+        write_json = with_member(&write_json, "permissions", json!(["file:write"]));
+        let write = ToolDefinition::from_value(write_json).map_err(|e| e.to_string())?;
+        let server = ServerId::parse("demo-server").map_err(|e| e.to_string())?;
+        let engine = PolicyEngine::builder(server)
+            .document(PolicyDocument::new(SecurityPolicy::new(
+                SecurityLevel::Enhanced,
+            )))
+            .tools([&read, &write])
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok((engine, read, write))
+    })();
+    let (engine, read, write) = match setup {
+        Ok(x) => x,
+        Err(e) => {
+            r.step("Policy engine loads", "the demo policy compiles", Err(e));
+            return;
+        }
+    };
+    let alice =
+        Principal::new("alice", AuthMethod::BearerJwt).with_scopes(["file:read", "audit:log"]);
+
+    let d = engine.decide(&CallRequest::direct(&alice, &read.id));
+    r.step(
+        "A caller with the right scopes is allowed",
+        "alice (scopes file:read audit:log) may call secure_file_read",
+        if d.is_allowed() {
+            Ok(format!("{d:?}"))
+        } else {
+            Err(format!("{d:?}"))
+        },
+    );
+
+    let d = engine.decide(&CallRequest::direct(&alice, &write.id));
+    r.step(
+        "A call without the needed scope is denied, naming what is missing",
+        "alice may not call write_file: missing permission file:write",
+        match d.reasons() {
+            [reason @ DenyReason::MissingPermissions { missing }]
+                if missing.iter().map(Permission::as_str).eq(["file:write"]) =>
+            {
+                Ok(reason.to_string())
+            }
+            other => Err(format!("{other:?}")),
+        },
+    );
+
+    let hop = |server: &str, tool: &str| -> Option<Hop> {
+        Some(Hop {
+            server: ServerId::parse(server).ok()?,
+            tool: tool.parse().ok()?,
+            principal: "alice".into(),
+        })
+    };
+    let deep: Option<Vec<Hop>> = ["a/one", "b/two", "c/three"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| hop(&format!("server-{i}"), t))
+        .collect();
+    let chain = deep
+        .and_then(|h| CallChain::try_from(h).ok())
+        .unwrap_or_default();
+    let hop_rights = vec![alice.clone(); chain.depth()];
+    let d = engine.decide(&CallRequest::chained(&alice, &read.id, &chain, &hop_rights));
+    r.step(
+        "A call chain deeper than the tool allows is denied",
+        "a 4th hop to secure_file_read (maxDepth 3) is refused",
+        match d.reasons() {
+            [reason @ DenyReason::CallDepthExceeded { depth: 4, max: 3 }] => Ok(reason.to_string()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+
+    // A service that may write is called by a tool acting for alice, who may not.
+    let service = Principal::new("svc-indexer", AuthMethod::MutualTls).with_scopes(["file:write"]);
+    let one = hop("server-0", "a/one")
+        .and_then(|h| CallChain::try_from(vec![h]).ok())
+        .unwrap_or_default();
+    let hop_rights = vec![alice.clone()];
+    let d = engine.decide(&CallRequest::chained(
+        &service,
+        &write.id,
+        &one,
+        &hop_rights,
+    ));
+    r.step(
+        "A chain cannot gain rights its originator lacks",
+        "alice's tool reaching write_file through a privileged service is refused as escalation",
+        match d.reasons() {
+            [reason @ DenyReason::PrivilegeEscalation { .. }] => Ok(reason.to_string()),
+            other => Err(format!("{other:?}")),
+        },
+    );
 }
