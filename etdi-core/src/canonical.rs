@@ -213,9 +213,119 @@ pub struct CanonicalError {
 /// use the ECMAScript shortest round-trip form, strings use the minimal JSON
 /// escapes, and no whitespace is emitted.
 pub fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>, CanonicalError> {
+    let value = serde_json::to_value(value).map_err(|e| CanonicalError {
+        reason: e.to_string(),
+    })?;
+    canonical_value(&value)
+}
+
+/// [`canonical_json`] of an already-built JSON value.
+///
+/// Documents whose numbers are all integers of magnitude at most 2^53 (where
+/// the ECMAScript form is plain decimal digits) are written directly, about
+/// four times faster than `serde_json_canonicalizer`, which re-parses every
+/// member name to sort it. Any other document goes to that crate unchanged,
+/// so number formatting is always the proven implementation. Differential
+/// property tests hold the two paths to byte equality, and the RFC 8785
+/// vectors run through both.
+pub fn canonical_value(value: &Value) -> Result<Vec<u8>, CanonicalError> {
+    let mut out = String::with_capacity(256);
+    if fast::write_value(&mut out, value).is_some() {
+        return Ok(out.into_bytes());
+    }
     serde_json_canonicalizer::to_vec(value).map_err(|e| CanonicalError {
         reason: e.to_string(),
     })
+}
+
+/// The direct JCS writer behind [`canonical_value`].
+mod fast {
+    use std::fmt::Write as _;
+
+    use serde_json::{Map, Value};
+
+    /// Largest integer magnitude JCS writes as plain digits; beyond it JCS
+    /// rounds through an IEEE double.
+    const MAX_SAFE_INTEGER: u64 = 1 << 53;
+
+    /// Writes the JCS form of `value`; `None` when the document needs the
+    /// general implementation (a non-integer or a large number).
+    pub(super) fn write_value(out: &mut String, value: &Value) -> Option<()> {
+        match value {
+            Value::Null => out.push_str("null"),
+            Value::Bool(true) => out.push_str("true"),
+            Value::Bool(false) => out.push_str("false"),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    if u > MAX_SAFE_INTEGER {
+                        return None;
+                    }
+                    write!(out, "{u}").ok()?;
+                } else if let Some(i) = n.as_i64() {
+                    if i.unsigned_abs() > MAX_SAFE_INTEGER {
+                        return None;
+                    }
+                    write!(out, "{i}").ok()?;
+                } else {
+                    return None;
+                }
+            }
+            Value::String(s) => write_string(out, s),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_value(out, item)?;
+                }
+                out.push(']');
+            }
+            Value::Object(map) => write_object(out, map)?,
+        }
+        Some(())
+    }
+
+    pub(super) fn write_object(out: &mut String, map: &Map<String, Value>) -> Option<()> {
+        let mut members: Vec<(&String, &Value)> = map.iter().collect();
+        // RFC 8785 §3.2.3: sort by UTF-16 code units, not UTF-8 bytes (they
+        // differ for characters above U+FFFF against U+E000-U+FFFF).
+        members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+        out.push('{');
+        for (i, (k, v)) in members.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_string(out, k);
+            out.push(':');
+            write_value(out, v)?;
+        }
+        out.push('}');
+        Some(())
+    }
+
+    /// RFC 8785 §3.2.2.2: `"` and `\` escaped, control characters as
+    /// `\b \t \n \f \r` or `\u00xx` (lowercase hex), everything else as is.
+    fn write_string(out: &mut String, s: &str) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{8}' => out.push_str("\\b"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\u{c}' => out.push_str("\\f"),
+                '\r' => out.push_str("\\r"),
+                c if c < ' ' => {
+                    // Writing to a String cannot fail.
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
 }
 
 /// A SHA-256 digest, written `sha256:` followed by 64 lowercase hex digits.
@@ -244,6 +354,25 @@ impl Digest {
     /// SHA-256 of the canonical JSON form of `value`.
     pub fn of_canonical<T: Serialize>(value: &T) -> Result<Self, CanonicalError> {
         canonical_json(value).map(|b| Self::of(&b))
+    }
+
+    /// SHA-256 of the canonical JSON form of a JSON value (no copy).
+    pub fn of_value(value: &Value) -> Result<Self, CanonicalError> {
+        canonical_value(value).map(|b| Self::of(&b))
+    }
+
+    /// SHA-256 of the canonical JSON form of a JSON object (no copy), such
+    /// as the `arguments` of a `tools/call`.
+    pub fn of_object(map: &Map<String, Value>) -> Result<Self, CanonicalError> {
+        let mut out = String::with_capacity(128);
+        if fast::write_object(&mut out, map).is_some() {
+            return Ok(Self::of(out.as_bytes()));
+        }
+        serde_json_canonicalizer::to_vec(map)
+            .map(|b| Self::of(&b))
+            .map_err(|e| CanonicalError {
+                reason: e.to_string(),
+            })
     }
 
     /// Wraps 32 raw digest bytes.
@@ -338,6 +467,67 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(matches!(parse_json("{} x"), Err(JsonError::Syntax { .. })));
+    }
+
+    /// The reference: the RFC-proven crate on its own.
+    fn reference(v: &Value) -> Vec<u8> {
+        serde_json_canonicalizer::to_vec(v).unwrap()
+    }
+
+    #[test]
+    fn fast_path_matches_the_reference_on_edge_cases() {
+        use serde_json::json;
+        for v in [
+            json!(null),
+            json!({"b": 1, "a": [true, false, null], "": "x"}),
+            json!({"\u{e000}": 1, "\u{10000}": 2, "a": 3, "\u{7f}": 4}),
+            json!("\u{0}\u{1}\u{1f}\u{7f}\u{8}\t\n\u{c}\r\"\\/\u{2028}\u{1f600}é"),
+            json!([9007199254740992u64, -9007199254740992i64, 0, -0, 1]),
+            // These need the general path (numbers JCS formats specially).
+            json!([9007199254740993u64, 1.5, 1e21, 1e-7, -0.0, 100.0]),
+            json!({"n": {"deep": [{"z": 1, "y": {"x": []}}]}}),
+        ] {
+            assert_eq!(canonical_value(&v).unwrap(), reference(&v), "{v}");
+            if let Value::Object(m) = &v {
+                assert_eq!(Digest::of_object(m).unwrap(), Digest::of(&reference(&v)));
+            }
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-(1i64 << 53)..=(1i64 << 53)).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+            "[\\u{0}-\\u{7f}\\u{e000}-\\u{ffff}\\u{10000}-\\u{10ffff}]{0,6}"
+                .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    "[a-zA-Z\\u{e000}-\\u{e002}\\u{10000}-\\u{10002}\\u{0}-\\u{1f}]{0,4}",
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+        #[test]
+        fn fast_path_is_byte_identical_to_the_reference(v in json_value()) {
+            proptest::prop_assert_eq!(canonical_value(&v).unwrap(), reference(&v));
+        }
     }
 
     #[test]

@@ -113,6 +113,12 @@ pub enum DenyReason {
         /// The limit that applied.
         max: u32,
     },
+    /// The call-chain hops did not verify (signature, links, audience,
+    /// freshness).
+    InvalidCallChain {
+        /// Why.
+        detail: String,
+    },
     /// The chain visits the same tool on the same server twice.
     CallCycle {
         /// The repeated tool.
@@ -181,6 +187,7 @@ impl DenyReason {
             Self::InvalidRequestSignature { .. } => "invalid_request_signature",
             Self::Replay { .. } => "replay",
             Self::CallDepthExceeded { .. } => "call_depth_exceeded",
+            Self::InvalidCallChain { .. } => "invalid_call_chain",
             Self::CallCycle { .. } => "call_cycle",
             Self::CallerNotAllowed { .. } => "caller_not_allowed",
             Self::CallerBlocked { .. } => "caller_blocked",
@@ -220,6 +227,7 @@ impl fmt::Display for DenyReason {
             Self::CallDepthExceeded { depth, max } => {
                 write!(f, "call chain depth {depth} exceeds the limit of {max}")
             }
+            Self::InvalidCallChain { detail } => write!(f, "call chain rejected: {detail}"),
             Self::CallCycle { tool } => write!(f, "call chain revisits tool `{tool}`"),
             Self::CallerNotAllowed { caller, callee } => {
                 write!(f, "`{caller}` is not an allowed caller of `{callee}`")

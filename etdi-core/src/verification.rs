@@ -73,11 +73,42 @@ pub enum VerificationFailure {
     },
     /// This tool version is revoked.
     RevokedVersion,
+    /// This one attestation (by its `jti`) is revoked.
+    RevokedAttestation {
+        /// The revoked attestation id.
+        jti: String,
+    },
+    /// The attestation's `etdi_ver` is not one this verifier implements.
+    UnsupportedVersion {
+        /// The version found.
+        version: String,
+    },
     /// The algorithm is not allowed.
     AlgorithmNotAllowed {
         /// The algorithm name.
         alg: String,
     },
+}
+
+impl VerificationFailure {
+    /// Stable snake_case code (the serde tag).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed { .. } => "malformed",
+            Self::BadSignature => "bad_signature",
+            Self::DigestMismatch => "digest_mismatch",
+            Self::ClaimMismatch { .. } => "claim_mismatch",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::UntrustedIssuer { .. } => "untrusted_issuer",
+            Self::UnknownKey { .. } => "unknown_key",
+            Self::RevokedKey { .. } => "revoked_key",
+            Self::RevokedVersion => "revoked_version",
+            Self::RevokedAttestation { .. } => "revoked_attestation",
+            Self::UnsupportedVersion { .. } => "unsupported_version",
+            Self::AlgorithmNotAllowed { .. } => "algorithm_not_allowed",
+        }
+    }
 }
 
 impl fmt::Display for VerificationFailure {
@@ -97,7 +128,36 @@ impl fmt::Display for VerificationFailure {
             Self::UnknownKey { key_id } => write!(f, "no trusted key with id `{key_id}`"),
             Self::RevokedKey { key_id } => write!(f, "key `{key_id}` is revoked"),
             Self::RevokedVersion => f.write_str("this tool version is revoked"),
+            Self::RevokedAttestation { jti } => write!(f, "attestation `{jti}` is revoked"),
+            Self::UnsupportedVersion { version } => {
+                write!(
+                    f,
+                    "unsupported ETDI version `{version}` (this verifier implements 1)"
+                )
+            }
             Self::AlgorithmNotAllowed { alg } => write!(f, "algorithm `{alg}` is not allowed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_is_the_serde_tag() {
+        for f in [
+            VerificationFailure::BadSignature,
+            VerificationFailure::RevokedAttestation { jti: "j".into() },
+            VerificationFailure::UnsupportedVersion {
+                version: "2".into(),
+            },
+            VerificationFailure::AlgorithmNotAllowed {
+                alg: "HS256".into(),
+            },
+        ] {
+            let v = serde_json::to_value(&f).unwrap();
+            assert_eq!(v["code"], f.code());
         }
     }
 }

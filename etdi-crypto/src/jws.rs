@@ -1,0 +1,655 @@
+//! JWS compact serialisation (RFC 7515), with detached payloads (appendix F)
+//! and strict header checks.
+//!
+//! Verification never lets the token choose how it is verified: the caller
+//! supplies an algorithm allow-list and a [`KeyResolver`] over keys it
+//! already trusts, and the key found must be bound to exactly the header's
+//! `alg`. Keys carried by the token (`jwk`, `jku`, `x5u`, `x5c`) are refused
+//! outright, as is `b64` (RFC 7797 is not supported), and any `crit` member
+//! the caller has not declared understood.
+//!
+//! ```
+//! use etdi_crypto::{Algorithm, CryptoProvider, SigningKey};
+//! use etdi_crypto::jws::{self, JwsHeader, Validation};
+//!
+//! let key = SigningKey::generate(CryptoProvider::get_default(), Algorithm::ES256)?;
+//! let token = jws::sign(&key, &JwsHeader::for_key(&key).with_typ("example+jwt"), b"payload")?;
+//!
+//! let trusted = key.verifying_key().clone();
+//! let validation = Validation::new([Algorithm::ES256]).expect_typ("example+jwt");
+//! let verified = jws::verify(&token, &validation, &trusted)?;
+//! assert_eq!(verified.payload(), b"payload");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use crate::B64;
+use crate::alg::Algorithm;
+use crate::error::{JwsError, JwsPart};
+use crate::key::{SigningKey, VerifyingKey};
+
+/// Default bound on a compact JWS, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
+/// Bound on the encoded protected header, in bytes.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// Header members refused outright, wherever they appear.
+const FORBIDDEN: [&str; 5] = ["jwk", "jku", "x5u", "x5c", "b64"];
+/// Header names registered by RFC 7515/7516/7518, which `crit` may not list
+/// (RFC 7515 §4.1.11) and custom members may not reuse.
+const REGISTERED: [&str; 17] = [
+    "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "enc",
+    "zip", "epk", "apu", "apv", "b64",
+];
+
+/// A JWS protected header.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JwsHeader {
+    alg: Algorithm,
+    kid: Option<String>,
+    typ: Option<String>,
+    cty: Option<String>,
+    crit: Vec<String>,
+    extra: Map<String, Value>,
+}
+
+impl JwsHeader {
+    /// A header with only `alg`.
+    pub fn new(alg: Algorithm) -> Self {
+        JwsHeader {
+            alg,
+            kid: None,
+            typ: None,
+            cty: None,
+            crit: Vec::new(),
+            extra: Map::new(),
+        }
+    }
+
+    /// A header with the key's `alg` and `kid`.
+    pub fn for_key(key: &SigningKey) -> Self {
+        JwsHeader::new(key.algorithm()).with_kid(key.kid().as_str())
+    }
+
+    /// Sets `kid`.
+    #[must_use]
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// Sets `typ` (for example `etdi-attestation+jwt`).
+    #[must_use]
+    pub fn with_typ(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// Sets `cty`.
+    #[must_use]
+    pub fn with_cty(mut self, cty: impl Into<String>) -> Self {
+        self.cty = Some(cty.into());
+        self
+    }
+
+    /// Adds a custom member. Registered names are refused (they have their
+    /// own setters or are not accepted at all).
+    pub fn with_param(mut self, name: &str, value: Value) -> Result<Self, JwsError> {
+        if let Some(forbidden) = FORBIDDEN.iter().find(|f| **f == name) {
+            return Err(JwsError::ForbiddenHeader { name: forbidden });
+        }
+        if REGISTERED.contains(&name) {
+            return Err(JwsError::ReservedHeader {
+                name: name.to_owned(),
+            });
+        }
+        self.extra.insert(name.to_owned(), value);
+        Ok(self)
+    }
+
+    /// Adds a custom member and lists it in `crit`, so verifiers that do not
+    /// understand it refuse the token.
+    pub fn with_critical_param(self, name: &str, value: Value) -> Result<Self, JwsError> {
+        let mut header = self.with_param(name, value)?;
+        if !header.crit.iter().any(|c| c == name) {
+            header.crit.push(name.to_owned());
+        }
+        Ok(header)
+    }
+
+    /// `alg`.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// `kid`, if present.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// `typ`, if present.
+    pub fn typ(&self) -> Option<&str> {
+        self.typ.as_deref()
+    }
+
+    /// `cty`, if present.
+    pub fn cty(&self) -> Option<&str> {
+        self.cty.as_deref()
+    }
+
+    /// The names listed in `crit` (empty if absent).
+    pub fn crit(&self) -> &[String] {
+        &self.crit
+    }
+
+    /// A custom member by name.
+    pub fn param(&self, name: &str) -> Option<&Value> {
+        self.extra.get(name)
+    }
+
+    fn to_json(&self) -> Result<Vec<u8>, JwsError> {
+        let mut map = self.extra.clone();
+        map.insert("alg".to_owned(), Value::from(self.alg.name()));
+        if let Some(kid) = &self.kid {
+            map.insert("kid".to_owned(), Value::from(kid.as_str()));
+        }
+        if let Some(typ) = &self.typ {
+            map.insert("typ".to_owned(), Value::from(typ.as_str()));
+        }
+        if let Some(cty) = &self.cty {
+            map.insert("cty".to_owned(), Value::from(cty.as_str()));
+        }
+        if !self.crit.is_empty() {
+            map.insert("crit".to_owned(), Value::from(self.crit.clone()));
+        }
+        serde_json::to_vec(&map).map_err(|e| JwsError::HeaderEncoding {
+            detail: e.to_string(),
+        })
+    }
+
+    /// Parses a decoded protected header: a JSON object without duplicate
+    /// members, a known asymmetric `alg`, no forbidden member, a well-formed
+    /// `crit`. Whether `crit` names are understood is checked by
+    /// [`verify`], which knows the caller's [`Validation`].
+    fn parse(json: &[u8]) -> Result<Self, JwsError> {
+        let text = std::str::from_utf8(json).map_err(|_| JwsError::HeaderJson {
+            detail: "not UTF-8".to_owned(),
+        })?;
+        let value = etdi_core::canonical::parse_json(text).map_err(|e| JwsError::HeaderJson {
+            detail: e.to_string(),
+        })?;
+        let Value::Object(members) = value else {
+            return Err(JwsError::HeaderJson {
+                detail: "not a JSON object".to_owned(),
+            });
+        };
+        let mut alg = None;
+        let mut header = JwsHeader::new(Algorithm::ES256);
+        for (name, value) in members {
+            if let Some(forbidden) = FORBIDDEN.iter().find(|f| **f == name) {
+                return Err(JwsError::ForbiddenHeader { name: forbidden });
+            }
+            match name.as_str() {
+                "alg" => alg = Some(Algorithm::parse(string_member(&name, &value)?)?),
+                "kid" => header.kid = Some(string_member(&name, &value)?.to_owned()),
+                "typ" => header.typ = Some(string_member(&name, &value)?.to_owned()),
+                "cty" => header.cty = Some(string_member(&name, &value)?.to_owned()),
+                "crit" => header.crit = crit_member(&value)?,
+                _ => {
+                    header.extra.insert(name, value);
+                }
+            }
+        }
+        header.alg = alg.ok_or_else(|| JwsError::HeaderMember {
+            name: "alg".to_owned(),
+            problem: "missing",
+        })?;
+        for name in &header.crit {
+            if REGISTERED.contains(&name.as_str()) {
+                return Err(JwsError::HeaderMember {
+                    name: "crit".to_owned(),
+                    problem: "lists a registered header name",
+                });
+            }
+            if !header.extra.contains_key(name) {
+                return Err(JwsError::HeaderMember {
+                    name: "crit".to_owned(),
+                    problem: "lists a member the header does not have",
+                });
+            }
+        }
+        Ok(header)
+    }
+}
+
+fn string_member<'v>(name: &str, value: &'v Value) -> Result<&'v str, JwsError> {
+    value.as_str().ok_or_else(|| JwsError::HeaderMember {
+        name: name.to_owned(),
+        problem: "must be a string",
+    })
+}
+
+fn crit_member(value: &Value) -> Result<Vec<String>, JwsError> {
+    let bad = |problem| JwsError::HeaderMember {
+        name: "crit".to_owned(),
+        problem,
+    };
+    let list = value
+        .as_array()
+        .ok_or_else(|| bad("must be an array of strings"))?;
+    if list.is_empty() {
+        return Err(bad("must not be empty"));
+    }
+    let mut names: Vec<String> = Vec::with_capacity(list.len());
+    for item in list {
+        let name = item
+            .as_str()
+            .ok_or_else(|| bad("must be an array of strings"))?;
+        if names.iter().any(|n| n == name) {
+            return Err(bad("lists a name twice"));
+        }
+        names.push(name.to_owned());
+    }
+    Ok(names)
+}
+
+/// What a verifier accepts. Fails closed: an empty allow-list accepts nothing.
+#[derive(Clone, Debug)]
+pub struct Validation {
+    algorithms: Vec<Algorithm>,
+    typ: Option<String>,
+    critical: Vec<String>,
+    max_token_bytes: usize,
+    require_kid: bool,
+}
+
+impl Validation {
+    /// Accepts exactly these algorithms, any `typ`, no `crit`, tokens up to
+    /// [`MAX_TOKEN_BYTES`].
+    pub fn new(algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        Validation {
+            algorithms: algorithms.into_iter().collect(),
+            typ: None,
+            critical: Vec::new(),
+            max_token_bytes: MAX_TOKEN_BYTES,
+            require_kid: false,
+        }
+    }
+
+    /// Requires this `typ`. Compared as RFC 7515 §4.1.9 says: case-insensitive,
+    /// with an `application/` prefix optional.
+    #[must_use]
+    pub fn expect_typ(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// Declares a `crit` member name understood (the caller then checks its
+    /// value in [`Verified::header`]).
+    #[must_use]
+    pub fn understand_critical(mut self, name: impl Into<String>) -> Self {
+        self.critical.push(name.into());
+        self
+    }
+
+    /// Changes the size bound on the whole token.
+    #[must_use]
+    pub fn max_token_bytes(mut self, limit: usize) -> Self {
+        self.max_token_bytes = limit;
+        self
+    }
+
+    /// Requires a `kid` header.
+    #[must_use]
+    pub fn require_kid(mut self, required: bool) -> Self {
+        self.require_kid = required;
+        self
+    }
+
+    /// The accepted algorithms.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+}
+
+/// Finds the trusted key for a token, usually by `kid`. Implementations
+/// return only keys the caller already trusts; the header is untrusted input.
+pub trait KeyResolver {
+    /// The key to verify a token with this header, if one is trusted.
+    fn resolve(&self, header: &JwsHeader) -> Option<VerifyingKey>;
+}
+
+/// One trusted key: used when the header has no `kid` or names this key's
+/// `kid` (or its thumbprint).
+impl KeyResolver for VerifyingKey {
+    fn resolve(&self, header: &JwsHeader) -> Option<VerifyingKey> {
+        match header.kid() {
+            None => Some(self.clone()),
+            Some(kid) if kid == self.kid().as_str() || kid == self.thumbprint().as_str() => {
+                Some(self.clone())
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+impl<F> KeyResolver for F
+where
+    F: Fn(&JwsHeader) -> Option<VerifyingKey>,
+{
+    fn resolve(&self, header: &JwsHeader) -> Option<VerifyingKey> {
+        self(header)
+    }
+}
+
+/// A verified JWS with an attached payload.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    header: JwsHeader,
+    payload: Vec<u8>,
+    key: VerifyingKey,
+}
+
+impl Verified {
+    /// The protected header.
+    pub fn header(&self) -> &JwsHeader {
+        &self.header
+    }
+
+    /// The payload bytes.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// The key that verified the signature.
+    pub fn key(&self) -> &VerifyingKey {
+        &self.key
+    }
+
+    /// Takes the payload.
+    pub fn into_payload(self) -> Vec<u8> {
+        self.payload
+    }
+}
+
+/// A verified JWS whose payload was supplied separately (RFC 7515 appendix F).
+#[derive(Clone, Debug)]
+pub struct VerifiedDetached {
+    header: JwsHeader,
+    key: VerifyingKey,
+}
+
+impl VerifiedDetached {
+    /// The protected header.
+    pub fn header(&self) -> &JwsHeader {
+        &self.header
+    }
+
+    /// The key that verified the signature.
+    pub fn key(&self) -> &VerifyingKey {
+        &self.key
+    }
+}
+
+/// Signs `payload` into a compact JWS. The header's `alg` must be the key's.
+pub fn sign(key: &SigningKey, header: &JwsHeader, payload: &[u8]) -> Result<String, JwsError> {
+    let mut token = signing_input(key, header, payload)?;
+    let signature = key.sign(token.as_bytes())?;
+    token.push('.');
+    B64.encode_string(signature, &mut token);
+    Ok(token)
+}
+
+/// Signs `payload` into a compact JWS with a detached payload: the second part
+/// is empty and the verifier must be given the payload (RFC 7515 appendix F).
+pub fn sign_detached(
+    key: &SigningKey,
+    header: &JwsHeader,
+    payload: &[u8],
+) -> Result<String, JwsError> {
+    let input = signing_input(key, header, payload)?;
+    let signature = key.sign(input.as_bytes())?;
+    let header_len = input.find('.').unwrap_or(input.len());
+    let mut token = String::with_capacity(header_len + 2 + signature.len() * 4 / 3 + 4);
+    token.push_str(input.get(..header_len).unwrap_or_default());
+    token.push_str("..");
+    B64.encode_string(signature, &mut token);
+    Ok(token)
+}
+
+fn signing_input(key: &SigningKey, header: &JwsHeader, payload: &[u8]) -> Result<String, JwsError> {
+    if header.alg != key.algorithm() {
+        return Err(JwsError::SigningAlgorithmMismatch {
+            header: header.alg,
+            key: key.algorithm(),
+        });
+    }
+    let header_json = header.to_json()?;
+    let mut input = String::with_capacity((header_json.len() + payload.len()) * 4 / 3 + 8);
+    B64.encode_string(header_json, &mut input);
+    input.push('.');
+    B64.encode_string(payload, &mut input);
+    Ok(input)
+}
+
+/// Verifies a compact JWS and returns its header and payload.
+pub fn verify(
+    token: &str,
+    validation: &Validation,
+    keys: &dyn KeyResolver,
+) -> Result<Verified, JwsError> {
+    let parts = split(token, validation)?;
+    let (header, key) = check_header(parts.header, validation, keys)?;
+    let signature = decode(parts.signature, JwsPart::Signature)?;
+    let payload = decode(parts.payload, JwsPart::Payload)?;
+    key.verify(parts.signing_input.as_bytes(), &signature)?;
+    Ok(Verified {
+        header,
+        payload,
+        key,
+    })
+}
+
+/// Verifies a compact JWS with a detached payload (empty second part)
+/// against `payload`.
+pub fn verify_detached(
+    token: &str,
+    payload: &[u8],
+    validation: &Validation,
+    keys: &dyn KeyResolver,
+) -> Result<VerifiedDetached, JwsError> {
+    let parts = split(token, validation)?;
+    if !parts.payload.is_empty() {
+        return Err(JwsError::DetachedMismatch {
+            detached_expected: true,
+        });
+    }
+    let (header, key) = check_header(parts.header, validation, keys)?;
+    let signature = decode(parts.signature, JwsPart::Signature)?;
+    let mut input = String::with_capacity(parts.header.len() + 1 + payload.len() * 4 / 3 + 4);
+    input.push_str(parts.header);
+    input.push('.');
+    B64.encode_string(payload, &mut input);
+    key.verify(input.as_bytes(), &signature)?;
+    Ok(VerifiedDetached { header, key })
+}
+
+/// Decodes the protected header WITHOUT verifying anything, to route a token
+/// (for example to pick a JWKS by issuer). Never act on it before [`verify`].
+pub fn peek_header(token: &str) -> Result<JwsHeader, JwsError> {
+    let parts = split(token, &Validation::new([]))?;
+    let json = decode(parts.header, JwsPart::Header)?;
+    JwsHeader::parse(&json)
+}
+
+struct Parts<'t> {
+    header: &'t str,
+    payload: &'t str,
+    signature: &'t str,
+    signing_input: &'t str,
+}
+
+fn split<'t>(token: &'t str, validation: &Validation) -> Result<Parts<'t>, JwsError> {
+    if token.len() > validation.max_token_bytes {
+        return Err(JwsError::TooLarge {
+            size: token.len(),
+            limit: validation.max_token_bytes,
+        });
+    }
+    let mut dots = token.match_indices('.').map(|(i, _)| i);
+    let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
+        return Err(JwsError::NotCompact {
+            parts: token.split('.').count(),
+        });
+    };
+    let part = |range: std::ops::Range<usize>| token.get(range).unwrap_or_default();
+    let header = part(0..first);
+    if header.len() > MAX_HEADER_BYTES {
+        return Err(JwsError::TooLarge {
+            size: header.len(),
+            limit: MAX_HEADER_BYTES,
+        });
+    }
+    Ok(Parts {
+        header,
+        payload: part(first + 1..second),
+        signature: part(second + 1..token.len()),
+        signing_input: part(0..second),
+    })
+}
+
+fn decode(part: &str, which: JwsPart) -> Result<Vec<u8>, JwsError> {
+    // The engine refuses padding, whitespace, the standard alphabet and
+    // non-zero trailing bits, so each byte string has exactly one encoding.
+    B64.decode(part)
+        .map_err(|_| JwsError::Base64 { part: which })
+}
+
+fn check_header(
+    encoded: &str,
+    validation: &Validation,
+    keys: &dyn KeyResolver,
+) -> Result<(JwsHeader, VerifyingKey), JwsError> {
+    let json = decode(encoded, JwsPart::Header)?;
+    let header = JwsHeader::parse(&json)?;
+    if !validation.algorithms.contains(&header.alg) {
+        return Err(JwsError::AlgorithmNotAllowed { alg: header.alg });
+    }
+    if let Some(expected) = &validation.typ {
+        let matches = header
+            .typ
+            .as_deref()
+            .is_some_and(|found| same_media_type(expected, found));
+        if !matches {
+            return Err(JwsError::UnexpectedType {
+                expected: expected.clone(),
+                found: header.typ.clone(),
+            });
+        }
+    }
+    for name in &header.crit {
+        if !validation.critical.contains(name) {
+            return Err(JwsError::UnsupportedCritical { name: name.clone() });
+        }
+    }
+    if validation.require_kid && header.kid.is_none() {
+        return Err(JwsError::MissingKeyId);
+    }
+    let key = keys.resolve(&header).ok_or_else(|| JwsError::UnknownKey {
+        kid: header.kid.clone(),
+    })?;
+    if key.algorithm() != header.alg {
+        return Err(JwsError::KeyAlgorithmMismatch {
+            header: header.alg,
+            key: key.algorithm(),
+        });
+    }
+    Ok((header, key))
+}
+
+/// RFC 7515 §4.1.9: media types compare case-insensitively, and
+/// `application/` may be left out when the rest has no `/`.
+fn same_media_type(a: &str, b: &str) -> bool {
+    fn short(t: &str) -> &str {
+        match t.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => {
+                let rest = t.get(12..).unwrap_or_default();
+                if rest.contains('/') { t } else { rest }
+            }
+            _ => t,
+        }
+    }
+    short(a).eq_ignore_ascii_case(short(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_compare_as_rfc_7515_says() {
+        assert!(same_media_type("JWT", "jwt"));
+        assert!(same_media_type("application/jwt", "JWT"));
+        assert!(same_media_type("etdi+jwt", "application/ETDI+JWT"));
+        assert!(!same_media_type("jwt", "jose"));
+        assert!(!same_media_type("application/a/b", "a/b"));
+    }
+
+    #[test]
+    fn header_parsing_is_strict() {
+        let parse = |s: &str| JwsHeader::parse(s.as_bytes());
+        assert!(parse(r#"{"alg":"ES256"}"#).is_ok());
+        assert_eq!(
+            parse(r#"{"kid":"a"}"#),
+            Err(JwsError::HeaderMember {
+                name: "alg".to_owned(),
+                problem: "missing"
+            })
+        );
+        assert!(matches!(
+            parse(r#"{"alg":"ES256","alg":"RS256"}"#),
+            Err(JwsError::HeaderJson { .. })
+        ));
+        assert!(matches!(
+            parse(r#"["alg"]"#),
+            Err(JwsError::HeaderJson { .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"alg":5}"#),
+            Err(JwsError::HeaderMember { .. })
+        ));
+        for name in FORBIDDEN {
+            let json = format!(r#"{{"alg":"ES256","{name}":"x"}}"#);
+            assert_eq!(parse(&json), Err(JwsError::ForbiddenHeader { name }));
+        }
+        assert!(matches!(
+            parse(r#"{"alg":"ES256","crit":[]}"#),
+            Err(JwsError::HeaderMember { .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"alg":"ES256","crit":["kid"],"kid":"a"}"#),
+            Err(JwsError::HeaderMember { .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"alg":"ES256","crit":["exp"]}"#),
+            Err(JwsError::HeaderMember { .. })
+        ));
+        assert!(parse(r#"{"alg":"ES256","crit":["exp"],"exp":1}"#).is_ok());
+    }
+
+    #[test]
+    fn custom_params_cannot_shadow_registered_ones() {
+        let header = JwsHeader::new(Algorithm::ES256);
+        assert!(matches!(
+            header.clone().with_param("alg", Value::from("none")),
+            Err(JwsError::ReservedHeader { .. })
+        ));
+        assert!(matches!(
+            header.clone().with_param("jwk", Value::from("x")),
+            Err(JwsError::ForbiddenHeader { name: "jwk" })
+        ));
+        assert!(header.with_param("nonce", Value::from("x")).is_ok());
+    }
+}
