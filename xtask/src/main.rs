@@ -93,7 +93,13 @@ fn ci() -> Result<(), String> {
     step("cargo clippy", clippy)?;
 
     let mut test = cargo();
-    test.args(["test", "--workspace", "--all-features", "--locked"]);
+    test.args([
+        "test",
+        "--workspace",
+        "--all-features",
+        "--locked",
+        "--no-fail-fast",
+    ]);
     if let Some(py) = &peers.python {
         test.env("ETDI_PYTHON", py);
     }
