@@ -2,7 +2,7 @@
 //! on: request-signature verification (JWS parse, claims, argument digest,
 //! freshness, nonce store) and attestation verification (JWS parse, claims,
 //! definition digest recomputed from the advertised definition) versus
-//! `VerifyingKey::verify` over the same signing input, same algorithm, same
+//! `VerifyingKey::verify` over the same signing inputs, same algorithm, same
 //! run. Target: at most 1.15x.
 //!
 //! Criterion measures ES256 and RS256; the ratio table for all six required
@@ -139,6 +139,22 @@ impl Fixture {
         }
     }
 
+    /// The raw check over the whole request pool, one token after another
+    /// as the request batches go. ECDSA verification time depends on the
+    /// signature (variable-time multiplication of public scalars), so
+    /// timing one token against a pool of others compares different work.
+    fn raw_pool(&self) -> impl FnMut() -> bool {
+        let inputs: Vec<(String, Vec<u8>)> = self.requests.iter().map(|t| split(t)).collect();
+        let key = self.key.clone();
+        let mut next = 0;
+        move || {
+            let (input, sig) = &inputs[next];
+            next = (next + 1) % inputs.len();
+            key.verify(black_box(input.as_bytes()), black_box(sig))
+                .is_ok()
+        }
+    }
+
     fn verify_request(&self, token: &str, store: &MemoryNonceStore) -> bool {
         let call = ReceivedCall::tools_call("secure_file_read", Some(&self.args), &self.chain);
         self.request_verifier
@@ -177,8 +193,8 @@ fn criterion_benches(c: &mut Criterion) {
             .sample_size(20)
             .warm_up_time(Duration::from_millis(300))
             .measurement_time(Duration::from_secs(1));
-        let raw_req = Fixture::raw(&f.requests[0], &f.key);
-        group.bench_function("raw_verify_request_input", |b| b.iter(&raw_req));
+        let mut raw_req = f.raw_pool();
+        group.bench_function("raw_verify_request_input", |b| b.iter(&mut raw_req));
         group.bench_function("request_verify_and_record", |b| {
             b.iter_custom(|iters| {
                 // Fresh store per pass over the pool, outside the timing, so
@@ -242,7 +258,7 @@ fn ratio_table() {
         let n = ((batch.as_secs_f64() / per_op) as usize).clamp(4, 2000);
 
         let f = Fixture::new(alg, n);
-        let raw_req = Fixture::raw(&f.requests[0], &f.key);
+        let mut raw_req = f.raw_pool();
         let raw_att = Fixture::raw(&f.attestation, &f.key);
         let digested = DigestedDefinition::new(f.def.clone()).unwrap();
         let (mut rr, mut rq, mut ra, mut at, mut ad) = (vec![], vec![], vec![], vec![], vec![]);

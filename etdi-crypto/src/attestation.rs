@@ -45,7 +45,7 @@ use crate::alg::Algorithm;
 use crate::claims::{DEFAULT_SKEW_SECS, ETDI_VER, new_jti};
 use crate::clock::UnixTime;
 use crate::error::JwsError;
-use crate::jws::{self, JwsHeader, Validation};
+use crate::jws::{JwsHeader, Validation};
 use crate::key::{KeyId, SigningKey};
 use crate::provider::CryptoProvider;
 use crate::token::{self, JwsClass, PeekError, SignError};
@@ -425,20 +425,21 @@ impl AttestationVerifier {
         now: UnixTime,
     ) -> Result<VerifiedAttestation, VerificationFailure> {
         // Step 1 (and reading `iss`, which step 2 needs to find the keys).
-        let claims: AttestationClaims = token::peek_claims(token).map_err(|e| match e {
-            PeekError::Jws(e) => from_jws(e),
-            PeekError::Claims(detail) => VerificationFailure::Malformed {
-                detail: format!("claims: {detail}"),
-            },
-        })?;
+        let (opened, claims): (_, AttestationClaims) = token::open_claims(token, &self.validation)
+            .map_err(|e| match e {
+                PeekError::Jws(e) => from_jws(e),
+                PeekError::Claims(detail) => VerificationFailure::Malformed {
+                    detail: format!("claims: {detail}"),
+                },
+            })?;
         // Steps 1-3: strict JWS, typ, crit, alg allow-list, alg equal to the
         // algorithm of the key found by kid among the issuer's keys, signature.
         let issuer = self.issuers.get(&claims.iss);
         let verified = match issuer {
-            Some(i) => jws::verify(token, &self.validation, &i.keys.resolver(now)),
-            None => jws::verify(token, &self.validation, &|_: &JwsHeader| None),
+            Some(i) => opened.verify(&self.validation, &i.keys.resolver(now)),
+            None => opened.verify(&self.validation, &|_: &JwsHeader| None),
         };
-        let verified = match (verified, issuer) {
+        let (header, key) = match (verified, issuer) {
             (Ok(v), _) => v,
             (Err(JwsError::UnknownKey { .. }), None) => {
                 // Header checks passed; the issuer is the problem.
@@ -446,7 +447,7 @@ impl AttestationVerifier {
             }
             (Err(e), _) => return Err(from_jws(e)),
         };
-        let typ_ok = verified.header().typ().is_some_and(|t| {
+        let typ_ok = header.typ().is_some_and(|t| {
             t.eq_ignore_ascii_case(ATTESTATION_TYP)
                 || (self.accept_oauth && OAUTH_TYPS.iter().any(|o| t.eq_ignore_ascii_case(o)))
         });
@@ -491,20 +492,32 @@ impl AttestationVerifier {
         if claims.tool_name != def.name.as_str() {
             return Err(mismatch("tool_name"));
         }
-        if claims.tool_version != def.version.to_string() {
+        if !displays_as(&def.version, &claims.tool_version) {
             return Err(mismatch("tool_version"));
         }
         if claims.provider != def.provider.id.as_str() {
             return Err(mismatch("provider"));
         }
-        let signed_permissions: BTreeSet<&str> = match (&claims.permissions, &claims.scope) {
-            (Some(list), _) => list.iter().map(String::as_str).collect(),
-            (None, Some(scope)) if self.accept_oauth => scope.split_ascii_whitespace().collect(),
-            _ => return Err(mismatch("permissions")),
-        };
-        let advertised: BTreeSet<&str> = def.permissions.iter().map(|p| p.as_str()).collect();
-        if signed_permissions != advertised {
-            return Err(mismatch("permissions"));
+        // A signer writes the definition's set in its own order, so an
+        // element-wise equal list is the same set and needs no sets built;
+        // any other list is compared as a set, which decides.
+        let same_list = claims.permissions.as_ref().is_some_and(|list| {
+            list.iter()
+                .map(String::as_str)
+                .eq(def.permissions.iter().map(|p| p.as_str()))
+        });
+        if !same_list {
+            let signed_permissions: BTreeSet<&str> = match (&claims.permissions, &claims.scope) {
+                (Some(list), _) => list.iter().map(String::as_str).collect(),
+                (None, Some(scope)) if self.accept_oauth => {
+                    scope.split_ascii_whitespace().collect()
+                }
+                _ => return Err(mismatch("permissions")),
+            };
+            let advertised: BTreeSet<&str> = def.permissions.iter().map(|p| p.as_str()).collect();
+            if signed_permissions != advertised {
+                return Err(mismatch("permissions"));
+            }
         }
         // Step 7: issuer scope and revocations.
         let issuer_trust = issuer.ok_or_else(|| VerificationFailure::UntrustedIssuer {
@@ -513,7 +526,6 @@ impl AttestationVerifier {
         if !issuer_trust.providers.allows(&def.provider.id) {
             return Err(VerificationFailure::UntrustedIssuer { issuer: claims.iss });
         }
-        let key = verified.key();
         if self.revocations.keys.contains(key.kid().as_str())
             || self.revocations.keys.contains(key.thumbprint().as_str())
         {
@@ -521,10 +533,13 @@ impl AttestationVerifier {
                 key_id: key.kid().as_str().to_owned(),
             });
         }
-        if self
-            .revocations
-            .versions
-            .contains(&(def.id.clone(), def.version.clone()))
+        // The lookup key is an owned pair; skip building it when nothing is
+        // revoked, the usual case.
+        if !self.revocations.versions.is_empty()
+            && self
+                .revocations
+                .versions
+                .contains(&(def.id.clone(), def.version.clone()))
         {
             return Err(VerificationFailure::RevokedVersion);
         }
@@ -535,7 +550,7 @@ impl AttestationVerifier {
         }
         Ok(VerifiedAttestation {
             key_id: key.kid().clone(),
-            algorithm: verified.header().alg(),
+            algorithm: header.alg(),
             digest,
             claims,
         })
@@ -552,6 +567,22 @@ fn validation(algorithms: impl IntoIterator<Item = Algorithm>, accept_oauth: boo
     } else {
         v.expect_typ(ATTESTATION_TYP)
     }
+}
+
+/// True when `value` displays exactly as `expected`, compared as it is
+/// written, without building the string.
+fn displays_as(value: &impl std::fmt::Display, expected: &str) -> bool {
+    struct Compare<'a> {
+        rest: &'a str,
+    }
+    impl std::fmt::Write for Compare<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.rest = self.rest.strip_prefix(s).ok_or(std::fmt::Error)?;
+            Ok(())
+        }
+    }
+    let mut compare = Compare { rest: expected };
+    std::fmt::write(&mut compare, format_args!("{value}")).is_ok() && compare.rest.is_empty()
 }
 
 fn mismatch(claim: &str) -> VerificationFailure {

@@ -27,7 +27,7 @@ use crate::claims::{
 };
 use crate::clock::UnixTime;
 use crate::error::JwsError;
-use crate::jws::{self, JwsHeader, Validation};
+use crate::jws::{JwsHeader, Validation};
 use crate::key::{KeyId, SigningKey};
 use crate::provider::CryptoProvider;
 use crate::replay::{MemoryNonceStore, NonceStore, ReplayError};
@@ -402,18 +402,19 @@ impl ChainVerifier {
         prev: Option<&str>,
         now: UnixTime,
     ) -> Result<VerifiedHop, HopError> {
-        let claims: HopClaims = token::peek_claims(t).map_err(|e| match e {
-            PeekError::Jws(e) => from_jws(e),
-            PeekError::Claims(detail) => HopError::Malformed {
-                detail: format!("claims: {detail}"),
-            },
-        })?;
+        let (opened, claims): (_, HopClaims) =
+            token::open_claims(t, &self.validation).map_err(|e| match e {
+                PeekError::Jws(e) => from_jws(e),
+                PeekError::Claims(detail) => HopError::Malformed {
+                    detail: format!("claims: {detail}"),
+                },
+            })?;
         let ring = self.issuers.ring(&claims.iss);
         let verified = match ring {
-            Some(ring) => jws::verify(t, &self.validation, &ring.resolver(now)),
-            None => jws::verify(t, &self.validation, &|_: &JwsHeader| None),
+            Some(ring) => opened.verify(&self.validation, &ring.resolver(now)),
+            None => opened.verify(&self.validation, &|_: &JwsHeader| None),
         };
-        let verified = match (verified, ring) {
+        let (_, key) = match (verified, ring) {
             (Ok(v), _) => v,
             (Err(JwsError::UnknownKey { .. }), None) => {
                 return Err(HopError::UnknownIssuer { issuer: claims.iss });
@@ -462,7 +463,7 @@ impl ChainVerifier {
                 .map(str::to_owned)
                 .collect(),
             audience: claims.aud.clone(),
-            key_id: verified.key().kid().clone(),
+            key_id: key.kid().clone(),
             claims,
         })
     }

@@ -23,6 +23,7 @@
 //! ```
 
 use base64::Engine as _;
+use serde::de;
 use serde_json::{Map, Value};
 
 use crate::B64;
@@ -177,6 +178,15 @@ impl JwsHeader {
         let text = std::str::from_utf8(json).map_err(|_| JwsError::HeaderJson {
             detail: "not UTF-8".to_owned(),
         })?;
+        match CommonHeader::parse(text) {
+            Some(header) => Ok(header),
+            None => Self::parse_general(text),
+        }
+    }
+
+    /// The general header parser, for any header [`CommonHeader`] does not
+    /// take.
+    fn parse_general(text: &str) -> Result<Self, JwsError> {
         let value = etdi_core::canonical::parse_json(text).map_err(|e| JwsError::HeaderJson {
             detail: e.to_string(),
         })?;
@@ -221,6 +231,77 @@ impl JwsHeader {
             }
         }
         Ok(header)
+    }
+}
+
+/// The shape nearly every protected header has: a flat object whose members
+/// are `alg`, `kid`, `typ` and `cty` only, each a string without escapes,
+/// each at most once.
+///
+/// Verification runs on every request, and building a `Value` tree for a
+/// four-member object costs more than the rest of the header checks
+/// together, so this shape is read straight into borrowed strings. It is an
+/// accelerator only: anything outside the shape (another member, a
+/// duplicate, an escape, a non-string value, a non-object, an unknown
+/// algorithm) makes [`CommonHeader::parse`] return `None`, and the strict
+/// general parser above decides, with its own error. A header accepted here
+/// is therefore one the general parser accepts with the same result: it has
+/// no forbidden member, no `crit` and no custom member to check.
+struct CommonHeader<'a> {
+    alg: &'a str,
+    kid: Option<&'a str>,
+    typ: Option<&'a str>,
+    cty: Option<&'a str>,
+}
+
+impl CommonHeader<'_> {
+    fn parse(text: &str) -> Option<JwsHeader> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let common = de::Deserializer::deserialize_map(&mut de, CommonHeaderVisitor).ok()?;
+        // Trailing characters after the object are the general parser's to
+        // report.
+        de.end().ok()?;
+        let alg = Algorithm::parse(common.alg).ok()?;
+        Some(JwsHeader {
+            alg,
+            kid: common.kid.map(str::to_owned),
+            typ: common.typ.map(str::to_owned),
+            cty: common.cty.map(str::to_owned),
+            crit: Vec::new(),
+            extra: Map::new(),
+        })
+    }
+}
+
+struct CommonHeaderVisitor;
+
+impl<'de> de::Visitor<'de> for CommonHeaderVisitor {
+    type Value = CommonHeader<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of alg, kid, typ and cty strings")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut alg, mut kid, mut typ, mut cty) = (None, None, None, None);
+        // Borrowed `&str` keys and values: serde_json refuses to borrow a
+        // string with escapes, which sends it to the general parser.
+        while let Some(name) = map.next_key::<&'de str>()? {
+            let slot = match name {
+                "alg" => &mut alg,
+                "kid" => &mut kid,
+                "typ" => &mut typ,
+                "cty" => &mut cty,
+                _ => return Err(de::Error::custom("not a common header member")),
+            };
+            // A duplicate must be refused, which the general parser does.
+            if slot.is_some() {
+                return Err(de::Error::custom("duplicate member"));
+            }
+            *slot = Some(map.next_value::<&'de str>()?);
+        }
+        let alg = alg.ok_or_else(|| de::Error::custom("no alg"))?;
+        Ok(CommonHeader { alg, kid, typ, cty })
     }
 }
 
@@ -442,7 +523,8 @@ pub fn verify(
 ) -> Result<Verified, JwsError> {
     let parts = split(token, validation)?;
     let (header, key) = check_header(parts.header, validation, keys)?;
-    let signature = decode(parts.signature, JwsPart::Signature)?;
+    let mut buf = [0u8; SMALL_PART_BYTES];
+    let signature = decode_small(parts.signature, JwsPart::Signature, &mut buf)?;
     let payload = decode(parts.payload, JwsPart::Payload)?;
     key.verify(parts.signing_input.as_bytes(), &signature)?;
     Ok(Verified {
@@ -450,6 +532,51 @@ pub fn verify(
         payload,
         key,
     })
+}
+
+/// A compact JWS split into its parts with the payload decoded, before
+/// anything is verified.
+///
+/// The ETDI token kinds must read their claims before the signature is
+/// checked (the issuer in `iss` picks the keys). Opening the token once and
+/// verifying the same parts afterwards decodes the payload once instead of
+/// twice, and the claims they act on are from the very bytes the signature
+/// covered.
+pub(crate) struct Opened<'t> {
+    parts: Parts<'t>,
+    payload: Vec<u8>,
+}
+
+impl<'t> Opened<'t> {
+    /// Splits `token` (within the size bound of `validation`, exactly three
+    /// parts) and decodes its payload. The header's own size bound is left
+    /// to [`Opened::verify`], so a token whose claims are unreadable is
+    /// reported as such first, as it always has been.
+    pub(crate) fn open(token: &'t str, validation: &Validation) -> Result<Self, JwsError> {
+        let parts = split_parts(token, validation.max_token_bytes)?;
+        let payload = decode(parts.payload, JwsPart::Payload)?;
+        Ok(Opened { parts, payload })
+    }
+
+    /// The decoded payload: NOT verified until [`Opened::verify`] succeeds.
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Everything [`verify`] checks, on these parts: the header against
+    /// `validation`, the key from `keys`, and the signature.
+    pub(crate) fn verify(
+        &self,
+        validation: &Validation,
+        keys: &dyn KeyResolver,
+    ) -> Result<(JwsHeader, VerifyingKey), JwsError> {
+        check_header_size(self.parts.header)?;
+        let (header, key) = check_header(self.parts.header, validation, keys)?;
+        let mut buf = [0u8; SMALL_PART_BYTES];
+        let signature = decode_small(self.parts.signature, JwsPart::Signature, &mut buf)?;
+        key.verify(self.parts.signing_input.as_bytes(), &signature)?;
+        Ok((header, key))
+    }
 }
 
 /// Verifies a compact JWS with a detached payload (empty second part)
@@ -467,7 +594,8 @@ pub fn verify_detached(
         });
     }
     let (header, key) = check_header(parts.header, validation, keys)?;
-    let signature = decode(parts.signature, JwsPart::Signature)?;
+    let mut buf = [0u8; SMALL_PART_BYTES];
+    let signature = decode_small(parts.signature, JwsPart::Signature, &mut buf)?;
     let mut input = String::with_capacity(parts.header.len() + 1 + payload.len() * 4 / 3 + 4);
     input.push_str(parts.header);
     input.push('.');
@@ -492,10 +620,17 @@ struct Parts<'t> {
 }
 
 fn split<'t>(token: &'t str, validation: &Validation) -> Result<Parts<'t>, JwsError> {
-    if token.len() > validation.max_token_bytes {
+    let parts = split_parts(token, validation.max_token_bytes)?;
+    check_header_size(parts.header)?;
+    Ok(parts)
+}
+
+/// The size bound and the three-part shape, without the header bound.
+fn split_parts(token: &str, max_token_bytes: usize) -> Result<Parts<'_>, JwsError> {
+    if token.len() > max_token_bytes {
         return Err(JwsError::TooLarge {
             size: token.len(),
-            limit: validation.max_token_bytes,
+            limit: max_token_bytes,
         });
     }
     let mut dots = token.match_indices('.').map(|(i, _)| i);
@@ -505,19 +640,22 @@ fn split<'t>(token: &'t str, validation: &Validation) -> Result<Parts<'t>, JwsEr
         });
     };
     let part = |range: std::ops::Range<usize>| token.get(range).unwrap_or_default();
-    let header = part(0..first);
+    Ok(Parts {
+        header: part(0..first),
+        payload: part(first + 1..second),
+        signature: part(second + 1..token.len()),
+        signing_input: part(0..second),
+    })
+}
+
+fn check_header_size(header: &str) -> Result<(), JwsError> {
     if header.len() > MAX_HEADER_BYTES {
         return Err(JwsError::TooLarge {
             size: header.len(),
             limit: MAX_HEADER_BYTES,
         });
     }
-    Ok(Parts {
-        header,
-        payload: part(first + 1..second),
-        signature: part(second + 1..token.len()),
-        signing_input: part(0..second),
-    })
+    Ok(())
 }
 
 fn decode(part: &str, which: JwsPart) -> Result<Vec<u8>, JwsError> {
@@ -527,12 +665,36 @@ fn decode(part: &str, which: JwsPart) -> Result<Vec<u8>, JwsError> {
         .map_err(|_| JwsError::Base64 { part: which })
 }
 
+/// Stack room for a decoded header or signature: every signature ETDI
+/// accepts (RSA-4096 is 512 bytes) and any ordinary header fit, so the hot
+/// path does not allocate for them.
+const SMALL_PART_BYTES: usize = 768;
+
+/// [`decode`] into `buf` when the part fits, into a `Vec` otherwise. The
+/// same engine decodes either way, so the accepted encodings are the same.
+fn decode_small<'b>(
+    part: &str,
+    which: JwsPart,
+    buf: &'b mut [u8],
+) -> Result<std::borrow::Cow<'b, [u8]>, JwsError> {
+    if base64::decoded_len_estimate(part.len()) > buf.len() {
+        return decode(part, which).map(std::borrow::Cow::Owned);
+    }
+    let n = B64
+        .decode_slice(part, buf)
+        .map_err(|_| JwsError::Base64 { part: which })?;
+    buf.get(..n)
+        .map(std::borrow::Cow::Borrowed)
+        .ok_or(JwsError::Base64 { part: which })
+}
+
 fn check_header(
     encoded: &str,
     validation: &Validation,
     keys: &dyn KeyResolver,
 ) -> Result<(JwsHeader, VerifyingKey), JwsError> {
-    let json = decode(encoded, JwsPart::Header)?;
+    let mut buf = [0u8; SMALL_PART_BYTES];
+    let json = decode_small(encoded, JwsPart::Header, &mut buf)?;
     let header = JwsHeader::parse(&json)?;
     if !validation.algorithms.contains(&header.alg) {
         return Err(JwsError::AlgorithmNotAllowed { alg: header.alg });
@@ -637,6 +799,40 @@ mod tests {
             Err(JwsError::HeaderMember { .. })
         ));
         assert!(parse(r#"{"alg":"ES256","crit":["exp"],"exp":1}"#).is_ok());
+    }
+
+    #[test]
+    fn common_header_shape_agrees_with_the_general_parser() {
+        for json in [
+            r#"{"alg":"ES256"}"#,
+            r#"{"alg":"RS256","kid":"k1","typ":"etdi-req+jwt","cty":"c"}"#,
+            r#"{"typ":"JWT","alg":"ES256","kid":"k"}"#,
+            r#"{"alg":"ES256","kid":null}"#,
+            r#"{"alg":"ES256","kid":"a","kid":"b"}"#,
+            r#"{"alg":"ES256","alg":"ES256"}"#,
+            r#"{"alg":"ES256"}"#,
+            r#"{"alg":"ES256","kid":"a"b"}"#,
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"HS256"}"#,
+            r#"{"kid":"k"}"#,
+            r#"{"alg":"ES256","cty":5}"#,
+            r#"{"alg":"ES256","jwk":"x"}"#,
+            r#"{"alg":"ES256"} x"#,
+            r#"["ES256","k","t","c"]"#,
+            r#"{}"#,
+        ] {
+            let general = JwsHeader::parse_general(json);
+            if let Some(fast) = CommonHeader::parse(json) {
+                assert_eq!(Ok(fast), general, "{json}");
+            }
+            assert_eq!(JwsHeader::parse(json.as_bytes()), general, "{json}");
+        }
+        // The shape covers the headers ETDI itself writes.
+        assert!(
+            CommonHeader::parse(r#"{"alg":"ES256","kid":"k","typ":"etdi-tool+jwt"}"#).is_some()
+        );
+        assert!(CommonHeader::parse(r#"["ES256"]"#).is_none());
+        assert!(CommonHeader::parse(r#"{"alg":"ES256","kid":null}"#).is_none());
     }
 
     #[test]

@@ -34,6 +34,7 @@
 //! [`MemoryNonceStore::MAX_BYTES_PER_ENTRY`] bounds the memory of each entry.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Mutex;
 
@@ -181,15 +182,20 @@ impl MemoryNonceStore {
             reason: "replay store lock poisoned".into(),
         })?;
         inner.evict(now);
-        if inner.live.contains_key(&key) {
-            return Err(ReplayError::Replayed);
+        // One lookup for both the replay check and the insert. A replay is
+        // reported as such even when the store is full.
+        let live = inner.live.len();
+        match inner.live.entry(key) {
+            Entry::Occupied(_) => return Err(ReplayError::Replayed),
+            Entry::Vacant(_) if live >= self.capacity => {
+                return Err(ReplayError::Full {
+                    capacity: self.capacity,
+                });
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(until);
+            }
         }
-        if inner.live.len() >= self.capacity {
-            return Err(ReplayError::Full {
-                capacity: self.capacity,
-            });
-        }
-        inner.live.insert(key, until);
         inner.by_expiry.push(Reverse((until, key)));
         Ok(())
     }

@@ -112,8 +112,10 @@ pub struct RequestClaims {
     /// `params.name`.
     pub tool: String,
     /// Digest of the canonical arguments.
+    #[serde(deserialize_with = "digest_from_str")]
     pub args_digest: Digest,
     /// Digest of the decoded call chain.
+    #[serde(deserialize_with = "digest_from_str")]
     pub chain_digest: Digest,
     /// Issued at.
     pub iat: UnixTime,
@@ -121,6 +123,24 @@ pub struct RequestClaims {
     pub exp: UnixTime,
     /// Nonce.
     pub jti: String,
+}
+
+/// Reads a [`Digest`] from a JSON string through its own `FromStr`, so the
+/// same spellings are accepted, but from the borrowed text: every request
+/// verification reads two digests, and `Digest`'s `Deserialize` copies each
+/// into a `String` first.
+fn digest_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+    struct DigestVisitor;
+    impl serde::de::Visitor<'_> for DigestVisitor {
+        type Value = Digest;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Digest, E> {
+            v.parse().map_err(E::custom)
+        }
+    }
+    d.deserialize_str(DigestVisitor)
 }
 
 /// What a client signs.
@@ -365,20 +385,21 @@ impl RequestVerifier {
         call: &ReceivedCall<'_>,
         now: UnixTime,
     ) -> Result<PendingRequest, RequestError> {
-        let claims: RequestClaims = token::peek_claims(token).map_err(|e| match e {
-            PeekError::Jws(e) => from_jws(e),
-            PeekError::Claims(detail) => RequestError::Malformed {
-                detail: format!("claims: {detail}"),
-            },
-        })?;
+        let (opened, claims): (_, RequestClaims) = token::open_claims(token, &self.validation)
+            .map_err(|e| match e {
+                PeekError::Jws(e) => from_jws(e),
+                PeekError::Claims(detail) => RequestError::Malformed {
+                    detail: format!("claims: {detail}"),
+                },
+            })?;
         let ring = self.issuers.ring(&claims.iss);
         let verified = match ring {
-            Some(ring) => jws::verify(token, &self.validation, &ring.resolver(now)),
+            Some(ring) => opened.verify(&self.validation, &ring.resolver(now)),
             // Run the header checks anyway so that a malformed header is
             // reported as such, then report the issuer.
-            None => jws::verify(token, &self.validation, &|_: &jws::JwsHeader| None),
+            None => opened.verify(&self.validation, &|_: &jws::JwsHeader| None),
         };
-        let verified = match (verified, ring) {
+        let (header, key) = match (verified, ring) {
             (Ok(v), _) => v,
             (Err(crate::error::JwsError::UnknownKey { .. }), None) => {
                 return Err(RequestError::UnknownIssuer { issuer: claims.iss });
@@ -436,8 +457,8 @@ impl RequestVerifier {
             keep_until: self.freshness.keep_until(claims.exp),
             now,
             request: VerifiedRequest {
-                key_id: verified.key().kid().clone(),
-                algorithm: verified.header().alg(),
+                key_id: key.kid().clone(),
+                algorithm: header.alg(),
                 claims,
             },
         })
@@ -523,5 +544,55 @@ impl VerifiedRequest {
     /// All verified claims.
     pub fn claims(&self) -> &RequestClaims {
         &self.claims
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two components could read a claims set with a repeated member
+    /// differently (first or last wins), so one is refused even when the
+    /// signature is good, whichever value would be read.
+    #[test]
+    fn repeated_claims_are_refused() {
+        let key = SigningKey::generate(CryptoProvider::get_default(), Algorithm::ES256).unwrap();
+        let now = UnixTime::from_secs(1_700_000_000);
+        let chain = CallChain::new();
+        let call = CallToSign {
+            audience: "aud",
+            tool: "t",
+            arguments: None,
+            chain: &chain,
+        };
+        let signer = RequestSigner::new("client-1");
+        let mut issuers = IssuerKeys::new();
+        issuers.add("client-1", key.verifying_key().clone());
+        let verifier = RequestVerifier::new("aud", issuers);
+        let received = ReceivedCall::tools_call("t", None, &chain);
+        let sign_with = |extra: &str| {
+            let claims = signer.claims(&call, now).unwrap();
+            let mut json = serde_json::to_string(&claims).unwrap();
+            json.pop();
+            json.push_str(extra);
+            json.push('}');
+            let header = jws::JwsHeader::for_key(&key).with_typ(REQUEST_TYP);
+            jws::sign(&key, &header, json.as_bytes()).unwrap()
+        };
+        // The same construction without a repeat verifies.
+        assert!(verifier.verify(&sign_with(""), &received, now).is_ok());
+        for extra in [
+            r#","aud":"other""#,
+            r#","aud":"aud""#,
+            r#","jti":"AAAAAAAAAAAAAAAAAAAAAA""#,
+        ] {
+            assert!(
+                matches!(
+                    verifier.verify(&sign_with(extra), &received, now),
+                    Err(RequestError::Malformed { .. })
+                ),
+                "{extra}"
+            );
+        }
     }
 }

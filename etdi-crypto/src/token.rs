@@ -2,13 +2,11 @@
 //! signatures, call-chain hops): signing a claims set, reading the claims of
 //! a token before its key is known, and classifying JWS errors.
 
-use base64::Engine as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::B64;
-use crate::error::{AlgorithmError, JwsError, JwsPart};
-use crate::jws::{self, JwsHeader, MAX_TOKEN_BYTES};
+use crate::error::{AlgorithmError, JwsError};
+use crate::jws::{self, JwsHeader};
 use crate::key::SigningKey;
 
 /// Why a token could not be produced.
@@ -45,30 +43,18 @@ pub(crate) fn sign_claims<C: Serialize>(
     Ok(jws::sign(key, &header, &payload)?)
 }
 
-/// Decodes and parses the claims of a compact JWS WITHOUT verifying it, so
-/// that the verifier can find the issuer's keys. Nothing read here is acted
-/// on before the signature has been checked.
-pub(crate) fn peek_claims<C: DeserializeOwned>(token: &str) -> Result<C, PeekError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(PeekError::Jws(JwsError::TooLarge {
-            size: token.len(),
-            limit: MAX_TOKEN_BYTES,
-        }));
-    }
-    let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(PeekError::Jws(JwsError::NotCompact {
-            parts: token.split('.').count(),
-        }));
-    };
-    let bytes = B64.decode(payload).map_err(|_| {
-        PeekError::Jws(JwsError::Base64 {
-            part: JwsPart::Payload,
-        })
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| PeekError::Claims(e.to_string()))
+/// Opens a compact JWS and parses its claims WITHOUT verifying it, so that
+/// the verifier can find the issuer's keys; the caller then verifies the
+/// returned parts with [`jws::Opened::verify`]. Nothing read here is acted on before
+/// the signature has been checked, and the payload is decoded only once.
+pub(crate) fn open_claims<'t, C: DeserializeOwned>(
+    token: &'t str,
+    validation: &jws::Validation,
+) -> Result<(jws::Opened<'t>, C), PeekError> {
+    let opened = jws::Opened::open(token, validation).map_err(PeekError::Jws)?;
+    let claims =
+        serde_json::from_slice(opened.payload()).map_err(|e| PeekError::Claims(e.to_string()))?;
+    Ok((opened, claims))
 }
 
 /// Why the claims of a token could not be read.
