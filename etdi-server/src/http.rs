@@ -1,0 +1,397 @@
+//! Streamable HTTP transport: rmcp's `StreamableHttpService` on axum, with
+//! the MCP authorization spec's behaviour in front of it
+//! (docs/PROTOCOL.md §11): bearer tokens only in the `Authorization`
+//! header, `401` with `WWW-Authenticate: Bearer resource_metadata=...`,
+//! `403 insufficient_scope` naming the missing scopes, and the RFC 9728
+//! document at `/.well-known/oauth-protected-resource`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use etdi_auth::resource::ProtectedResourceMetadata;
+use etdi_core::{DenyReason, EventKind, Outcome};
+use rmcp::ServerHandler;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+use crate::audit::{self, step};
+use crate::error::BuildError;
+use crate::server::{Authenticated, BearerAuth, SecureServer};
+use crate::stages::AuditRecorder;
+
+/// How the HTTP endpoint is served.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Path of the MCP endpoint (default `/mcp`).
+    pub path: String,
+    /// `Host` header values accepted (DNS-rebinding protection; rmcp's
+    /// default is loopback only).
+    pub allowed_hosts: Vec<String>,
+    /// Keep MCP sessions (`Mcp-Session-Id`); off serves every request
+    /// statelessly.
+    pub sessions: bool,
+    /// Prefer `application/json` responses over SSE for simple calls
+    /// (stateless mode only).
+    pub json_response: bool,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            path: "/mcp".into(),
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            sessions: true,
+            json_response: false,
+        }
+    }
+}
+
+struct AuthState {
+    bearer: BearerAuth,
+    metadata_url: String,
+    audit: Arc<dyn AuditRecorder>,
+    server: String,
+    sessions: Arc<LocalSessionManager>,
+    max_sessions: usize,
+}
+
+/// Splits `https://host:port/path` into origin and path.
+fn split_url(url: &str) -> Option<(&str, &str)> {
+    let scheme_end = url.find("://")? + 3;
+    match url.get(scheme_end..)?.find('/') {
+        Some(i) => Some((url.get(..scheme_end + i)?, url.get(scheme_end + i..)?)),
+        None => Some((url, "")),
+    }
+}
+
+/// The RFC 9728 metadata URL for `resource`: the well-known path with the
+/// resource's path appended.
+pub fn metadata_url(resource: &str) -> Option<String> {
+    let (origin, path) = split_url(resource)?;
+    let path = path.trim_end_matches('/');
+    Some(format!(
+        "{origin}/.well-known/oauth-protected-resource{path}"
+    ))
+}
+
+/// Makes a string safe inside a quoted `WWW-Authenticate` parameter.
+fn quote_safe(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
+        .take(200)
+        .collect()
+}
+
+fn challenge(status: StatusCode, value: String) -> Response {
+    let mut resp = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+impl AuthState {
+    async fn record_failure(
+        &self,
+        kind: EventKind,
+        reason: DenyReason,
+        principal: Option<&etdi_core::Principal>,
+    ) {
+        let subject = audit::Subject {
+            server: &self.server,
+            request_id: "-",
+            principal,
+            tool: None,
+        };
+        let e = audit::event(kind, Outcome::Denied, step::HTTP_AUTH, &subject, &[reason]);
+        if let Err(err) = self.audit.record(e).await {
+            tracing::error!(error = %err, "HTTP authentication failure could not be audited");
+        }
+    }
+}
+
+async fn authenticate(State(st): State<Arc<AuthState>>, mut req: Request, next: Next) -> Response {
+    let meta = &st.metadata_url;
+    // A token in the query string leaks into logs and caches; refuse it
+    // outright rather than ignore it.
+    if req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("access_token=")))
+    {
+        st.record_failure(
+            EventKind::AuthenticationFailed,
+            DenyReason::Unauthenticated {
+                detail: "access token in the query string".into(),
+            },
+            None,
+        )
+        .await;
+        return challenge(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Bearer error=\"invalid_request\", error_description=\"tokens are accepted only in the Authorization header\", resource_metadata=\"{meta}\""
+            ),
+        );
+    }
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| rest.trim().to_owned())
+        })
+        .filter(|t| !t.is_empty());
+    let certificate = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::tls::TlsPeer>>()
+        .and_then(|c| c.0.certificate.clone());
+    if token.is_none()
+        && st.bearer.accept_client_certificates
+        && let Some(cert) = &certificate
+    {
+        let principal =
+            etdi_auth::mtls::CertificateIdentity::from_der(cert).and_then(|id| id.to_principal());
+        return match principal {
+            Ok(p) => {
+                req.extensions_mut().insert(Authenticated(p));
+                next.run(req).await
+            }
+            Err(e) => {
+                st.record_failure(
+                    EventKind::AuthenticationFailed,
+                    DenyReason::Unauthenticated {
+                        detail: format!("client certificate has no usable identity: {e}"),
+                    },
+                    None,
+                )
+                .await;
+                challenge(
+                    StatusCode::UNAUTHORIZED,
+                    etdi_auth::resource::www_authenticate_unauthenticated(meta),
+                )
+            }
+        };
+    }
+    let Some(token) = token else {
+        st.record_failure(
+            EventKind::AuthenticationFailed,
+            DenyReason::Unauthenticated {
+                detail: "no bearer token".into(),
+            },
+            None,
+        )
+        .await;
+        return challenge(
+            StatusCode::UNAUTHORIZED,
+            etdi_auth::resource::www_authenticate_unauthenticated(meta),
+        );
+    };
+    let principal = match st
+        .bearer
+        .verifier
+        .verify(&token, certificate.as_deref())
+        .await
+    {
+        Ok(p) => p,
+        Err(rejection) if rejection.unavailable => {
+            st.record_failure(
+                EventKind::AuthenticationFailed,
+                DenyReason::Unauthenticated {
+                    detail: format!("token could not be checked: {}", rejection.description),
+                },
+                None,
+            )
+            .await;
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "token verification unavailable",
+            )
+                .into_response();
+        }
+        Err(rejection) => {
+            let why = quote_safe(&rejection.description);
+            st.record_failure(
+                EventKind::AuthenticationFailed,
+                DenyReason::Unauthenticated {
+                    detail: why.clone(),
+                },
+                None,
+            )
+            .await;
+            return challenge(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{why}\", resource_metadata=\"{meta}\""
+                ),
+            );
+        }
+    };
+    let missing: Vec<&str> = st
+        .bearer
+        .required_scopes
+        .iter()
+        .filter(|s| !principal.scopes.contains(*s))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        st.record_failure(
+            EventKind::AuthorizationFailed,
+            DenyReason::Unauthenticated {
+                detail: format!("token lacks scope(s): {}", missing.join(" ")),
+            },
+            Some(&principal),
+        )
+        .await;
+        return challenge(
+            StatusCode::FORBIDDEN,
+            etdi_auth::resource::www_authenticate_insufficient_scope(
+                &st.bearer.required_scopes,
+                meta,
+            ),
+        );
+    }
+    // A request without a session id opens a session; refuse it when the
+    // server already holds as many as it may.
+    if !req.headers().contains_key("mcp-session-id")
+        && req.method() == axum::http::Method::POST
+        && st.sessions.sessions.read().await.len() >= st.max_sessions
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many sessions").into_response();
+    }
+    req.extensions_mut().insert(Authenticated(principal));
+    next.run(req).await
+}
+
+/// The axum router serving `server` over Streamable HTTP at
+/// `options.path`, with bearer authentication and the RFC 9728 document.
+///
+/// Fails when the server has no [`BearerAuth`]: a network endpoint without
+/// authentication is not something this crate serves.
+pub fn router<H>(server: SecureServer<H>, options: HttpOptions) -> Result<Router, BuildError>
+where
+    H: ServerHandler + Send + Sync + 'static,
+{
+    let bearer = server.bearer().cloned().ok_or_else(|| {
+        BuildError::Config("HTTP needs bearer authentication (`bearer_auth`)".into())
+    })?;
+    let metadata = metadata_url(&bearer.resource).ok_or_else(|| {
+        BuildError::Config(format!(
+            "bearer resource `{}` is not an absolute http(s) URL",
+            bearer.resource
+        ))
+    })?;
+    let limits = server.limits();
+    let sessions = Arc::new(LocalSessionManager::default());
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(options.allowed_hosts.clone())
+        .with_legacy_session_mode(options.sessions)
+        .with_json_response(options.json_response)
+        .with_max_request_body_bytes(limits.max_request_body_bytes);
+    let factory_server = server.clone();
+    let mcp =
+        StreamableHttpService::new(move || Ok(factory_server.clone()), sessions.clone(), config);
+    let state = Arc::new(AuthState {
+        bearer: bearer.clone(),
+        metadata_url: metadata,
+        audit: server.audit_recorder().clone(),
+        server: server.audience().to_owned(),
+        sessions,
+        max_sessions: limits.max_sessions,
+    });
+    let doc = ProtectedResourceMetadata::new(
+        bearer.resource.clone(),
+        bearer.authorization_servers.iter().cloned(),
+    )
+    .scopes(bearer.scopes_supported.iter().cloned())
+    .name(server.audience());
+    let doc: serde_json::Value = serde_json::from_str(&doc.to_json())
+        .map_err(|e| BuildError::Config(format!("protected-resource metadata: {e}")))?;
+    let doc = Arc::new(doc);
+    let well_known = {
+        let doc = doc.clone();
+        move || {
+            let doc = doc.clone();
+            async move { axum::Json((*doc).clone()) }
+        }
+    };
+    let mut path_suffixed = String::from("/.well-known/oauth-protected-resource");
+    if let Some((_, p)) = split_url(&bearer.resource) {
+        path_suffixed.push_str(p.trim_end_matches('/'));
+    }
+    let protected = Router::new()
+        .route_service(&options.path, mcp)
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            limits.max_concurrent_requests,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state, authenticate));
+    let jwks = Arc::new(server.jwks().to_json());
+    let jwks_route = move || {
+        let jwks = jwks.clone();
+        async move {
+            (
+                [(header::CONTENT_TYPE, "application/jwk-set+json")],
+                (*jwks).clone(),
+            )
+        }
+    };
+    let mut app = Router::new()
+        .route(
+            "/.well-known/etdi/jwks.json",
+            axum::routing::get(jwks_route),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource",
+            axum::routing::get(well_known.clone()),
+        );
+    if path_suffixed != "/.well-known/oauth-protected-resource" {
+        app = app.route(&path_suffixed, axum::routing::get(well_known));
+    }
+    Ok(app.merge(protected))
+}
+
+/// Serves `server` on `listener` until the process ends or the listener
+/// fails.
+pub async fn serve_http<H>(
+    server: SecureServer<H>,
+    listener: tokio::net::TcpListener,
+    options: HttpOptions,
+) -> Result<(), crate::ServeError>
+where
+    H: ServerHandler + Send + Sync + 'static,
+{
+    let app = router(server, options).map_err(crate::ServeError::Build)?;
+    axum::serve(listener, app)
+        .await
+        .map_err(|e| crate::ServeError::Io(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_url_appends_the_resource_path() {
+        assert_eq!(
+            metadata_url("https://t.example.com/mcp").as_deref(),
+            Some("https://t.example.com/.well-known/oauth-protected-resource/mcp")
+        );
+        assert_eq!(
+            metadata_url("http://127.0.0.1:80").as_deref(),
+            Some("http://127.0.0.1:80/.well-known/oauth-protected-resource")
+        );
+        assert_eq!(metadata_url("no-scheme"), None);
+    }
+
+    #[test]
+    fn quoting_strips_what_could_break_the_header() {
+        assert_eq!(quote_safe("bad \"token\"\\\n"), "bad token");
+    }
+}

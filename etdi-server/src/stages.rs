@@ -1,0 +1,88 @@
+//! The pipeline's pluggable stages that are not etdi-crypto types: where
+//! audit events go and how bearer tokens are verified. Each is a small trait
+//! so a deployment can plug in its own (a remote audit collector, a token
+//! introspection service) without touching the pipeline; adapters for
+//! etdi-auth and etdi-audit implement them.
+//!
+//! Every method is fallible and every error denies: no implementation can
+//! turn a failure into an allow.
+
+use async_trait::async_trait;
+use etdi_core::{AuditEvent, Principal};
+
+/// Where audit events go. `record` returns once the sink has accepted the
+/// event (etdi-audit: queued losslessly for its writer); a sink that cannot
+/// take it returns an error and the call is denied, because an unrecorded
+/// call must not run.
+#[async_trait]
+pub trait AuditRecorder: Send + Sync {
+    /// Records one event.
+    async fn record(&self, event: AuditEvent) -> Result<(), StageError>;
+}
+
+/// etdi-audit's log: events are queued without blocking the executor and
+/// written (hash-chained, group-committed) by its writer thread. Build the
+/// log with the default `Overflow::Block` so nothing is dropped.
+#[async_trait]
+impl AuditRecorder for etdi_audit::AuditLog {
+    async fn record(&self, event: AuditEvent) -> Result<(), StageError> {
+        self.log_async(event)
+            .await
+            .map_err(|e| StageError::new(format!("audit log: {e}")))
+    }
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRejection {
+    /// Fixed text safe to send in `error_description` (nothing copied from
+    /// the token).
+    pub description: String,
+    /// The verifier could not decide (keys unreachable): answered with
+    /// `503`, not with a challenge that blames the token.
+    pub unavailable: bool,
+}
+
+/// Verifies bearer tokens for the HTTP transport: signature, expiry, issuer
+/// and audience (RFC 8707) are the implementation's job. etdi-auth's
+/// `TokenVerifier` implements it.
+#[async_trait]
+pub trait TokenVerifier: Send + Sync {
+    /// The principal the token stands for, or why it is refused.
+    /// `certificate` is the TLS client certificate (DER) of the connection,
+    /// if any, for certificate-bound tokens (RFC 8705).
+    async fn verify(
+        &self,
+        token: &str,
+        certificate: Option<&[u8]>,
+    ) -> Result<Principal, TokenRejection>;
+}
+
+#[async_trait]
+impl TokenVerifier for etdi_auth::TokenVerifier {
+    async fn verify(
+        &self,
+        token: &str,
+        certificate: Option<&[u8]>,
+    ) -> Result<Principal, TokenRejection> {
+        self.verify_with_certificate(token, certificate)
+            .await
+            .map_err(|e| TokenRejection {
+                description: e.description().to_owned(),
+                unavailable: e.is_unavailable(),
+            })
+    }
+}
+
+/// A stage failed for a reason that is not the caller's fault. It denies;
+/// the detail goes to the audit log and the operator, never to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StageError(pub String);
+
+impl StageError {
+    /// A stage error with `detail`.
+    pub fn new(detail: impl Into<String>) -> Self {
+        StageError(detail.into())
+    }
+}

@@ -1,0 +1,259 @@
+//! Streamable HTTP with OAuth bearer tokens (docs/PROTOCOL.md §11): the
+//! HTTP-layer denials with their challenges and audit events, the RFC 9728
+//! document, and a full MCP session through rmcp's HTTP client. Tokens come
+//! from a local issuer verified by etdi-auth against its JWKS.
+// Test code: a failed unwrap or panic is a failed test, with its message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use etdi_core::EventKind;
+use etdi_server::audit::{MemoryAudit, step};
+use serde_json::{Value, json};
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
+
+struct Fixture {
+    url: String,
+    resource: String,
+    issuer: LocalIssuer,
+    audit: Arc<MemoryAudit>,
+}
+
+async fn start(required_scopes: &[&str]) -> Fixture {
+    let (listener, base) = loopback().await;
+    let resource = format!("{base}/mcp");
+    let issuer = LocalIssuer::new();
+    let audit = Arc::new(MemoryAudit::new());
+    let server = demo_builder(basic(), audit.clone())
+        .audience(resource.clone())
+        .bearer_auth(bearer(
+            issuer.verifier(&resource),
+            &resource,
+            required_scopes,
+        ))
+        .build()
+        .unwrap();
+    spawn_http(server, listener);
+    Fixture {
+        url: resource.clone(),
+        resource,
+        issuer,
+        audit,
+    }
+}
+
+async fn post_init(url: &str, token: Option<&str>) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INIT);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+fn www_authenticate(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn no_token_gets_401_with_resource_metadata() {
+    let f = start(&[]).await;
+    let r = post_init(&f.url, None).await;
+    assert_eq!(r.status(), 401);
+    let meta_url = format!(
+        "{}/.well-known/oauth-protected-resource/mcp",
+        f.url.trim_end_matches("/mcp")
+    );
+    assert_eq!(
+        www_authenticate(&r),
+        format!("Bearer resource_metadata=\"{meta_url}\"")
+    );
+    assert_denied_event(
+        &f.audit,
+        step::HTTP_AUTH,
+        EventKind::AuthenticationFailed,
+        "unauthenticated",
+    );
+
+    // The document the challenge points at.
+    let doc: Value = reqwest::get(&meta_url).await.unwrap().json().await.unwrap();
+    assert_eq!(doc["resource"], f.resource);
+    assert_eq!(doc["authorization_servers"], json!(["https://issuer.test"]));
+    assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+    let root: Value = reqwest::get(format!(
+        "{}/.well-known/oauth-protected-resource",
+        f.url.trim_end_matches("/mcp")
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(root, doc);
+}
+
+#[tokio::test]
+async fn bad_and_misaddressed_tokens_get_invalid_token() {
+    let f = start(&[]).await;
+    // Signed by another issuer key.
+    let forged = LocalIssuer::new().token(&f.resource, "mallory", "demo:read");
+    let r = post_init(&f.url, Some(&forged)).await;
+    assert_eq!(r.status(), 401);
+    let c = www_authenticate(&r);
+    assert!(c.starts_with("Bearer error=\"invalid_token\""), "{c}");
+    assert!(c.contains("resource_metadata="), "{c}");
+    // A good signature for another audience (RFC 8707).
+    let other = f
+        .issuer
+        .token("https://other.example/mcp", "alice", "demo:read");
+    let r = post_init(&f.url, Some(&other)).await;
+    assert_eq!(r.status(), 401);
+    assert!(www_authenticate(&r).contains("invalid_token"));
+    // Garbage.
+    let r = post_init(&f.url, Some("not-a-jwt")).await;
+    assert_eq!(r.status(), 401);
+    assert_denied_event(
+        &f.audit,
+        step::HTTP_AUTH,
+        EventKind::AuthenticationFailed,
+        "unauthenticated",
+    );
+    // A token in the query string is refused, not used.
+    let good = f.issuer.token(&f.resource, "alice", "demo:read");
+    let r = reqwest::Client::new()
+        .post(format!("{}?access_token={good}", f.url))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INIT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn missing_scope_gets_403_naming_it() {
+    let f = start(&["mcp:tools"]).await;
+    let token = f.issuer.token(&f.resource, "alice", "demo:read");
+    let r = post_init(&f.url, Some(&token)).await;
+    assert_eq!(r.status(), 403);
+    let c = www_authenticate(&r);
+    assert!(c.starts_with("Bearer error=\"insufficient_scope\""), "{c}");
+    assert!(c.contains("scope=\"mcp:tools\""), "{c}");
+    assert!(c.contains("resource_metadata="), "{c}");
+    assert_denied_event(
+        &f.audit,
+        step::HTTP_AUTH,
+        EventKind::AuthorizationFailed,
+        "unauthenticated",
+    );
+    // With the scope, initialize goes through.
+    let token = f.issuer.token(&f.resource, "alice", "demo:read mcp:tools");
+    assert_eq!(post_init(&f.url, Some(&token)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn an_mcp_session_over_http_lists_calls_and_is_denied_by_policy() {
+    let f = start(&[]).await;
+    let token = f.issuer.token(&f.resource, "alice", "demo:read");
+    let client = http_client(&f.url, &token).await;
+    let tools = client.list_tools(None).await.unwrap().tools;
+    assert!(tools.iter().all(|t| {
+        t.meta
+            .as_ref()
+            .is_some_and(|m| m.0.contains_key("dev.etdi/tool"))
+    }));
+    let r = client
+        .call_tool(call("echo", json!({"text": "over http"})))
+        .await
+        .unwrap();
+    assert_eq!(r.content[0].as_text().unwrap().text, "over http");
+    let e = refused(&client, call("write", json!({"text": "x"}))).await;
+    assert_eq!(e.code.0, -32010);
+    assert_eq!(reason_codes(&e), ["missing_permissions"]);
+    // The principal of the events is the token's subject.
+    let denied = f.audit.for_step(step::AUTHORIZE);
+    assert!(denied.iter().any(|e| e.principal.as_ref().is_some_and(
+        |p| p.subject == "alice" && p.issuer.as_deref() == Some("https://issuer.test")
+    )));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn session_count_is_bounded() {
+    let (listener, base) = loopback().await;
+    let resource = format!("{base}/mcp");
+    let issuer = LocalIssuer::new();
+    let audit = Arc::new(MemoryAudit::new());
+    let server = demo_builder(basic(), audit)
+        .audience(resource.clone())
+        .bearer_auth(bearer(issuer.verifier(&resource), &resource, &[]))
+        .limits(etdi_server::Limits {
+            max_sessions: 1,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    spawn_http(server, listener);
+    let token = issuer.token(&resource, "alice", "demo:read");
+    assert_eq!(post_init(&resource, Some(&token)).await.status(), 200);
+    assert_eq!(post_init(&resource, Some(&token)).await.status(), 503);
+}
+
+#[tokio::test]
+async fn the_server_publishes_its_attestation_key_and_announces_it() {
+    let (listener, base) = loopback().await;
+    let resource = format!("{base}/mcp");
+    let issuer = LocalIssuer::new();
+    let keys = Keys::new();
+    let jwks_uri = format!("{base}/.well-known/etdi/jwks.json");
+    let server = keys
+        .secure_builder(
+            etdi_core::SecurityPolicy::default(),
+            Arc::new(MemoryAudit::new()),
+        )
+        .audience(resource.clone())
+        .jwks_uri(jwks_uri.clone())
+        .bearer_auth(bearer(issuer.verifier(&resource), &resource, &[]))
+        .build()
+        .unwrap();
+    spawn_http(server, listener);
+    let jwks: Value = reqwest::get(&jwks_uri).await.unwrap().json().await.unwrap();
+    let kid = keys.provider.kid().to_string();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == kid.as_str()),
+        "{jwks}"
+    );
+    let token = issuer.token(&resource, "alice", "demo:read");
+    let client = http_client(&resource, &token).await;
+    let cap = &client
+        .peer_info()
+        .unwrap()
+        .capabilities
+        .experimental
+        .clone()
+        .unwrap()["dev.etdi"];
+    assert_eq!(cap["jwksUri"], jwks_uri.as_str());
+    assert_eq!(cap["audience"], resource.as_str());
+    client.cancel().await.unwrap();
+}
