@@ -5,7 +5,9 @@
 //!
 //! `etdi-demo-server` (stdio): environment `ETDI_DEMO_SCOPES` —
 //! space-separated scopes of the local identity (default `demo:read`, so
-//! `echo` is allowed and `write` denied).
+//! `echo` is allowed and `write` denied) — and `ETDI_DEMO_ATTESTATION_KEY`,
+//! the path of an ES256 PKCS#8 PEM key to attest the tools with (default: a
+//! fresh key nobody trusts).
 //!
 //! `etdi-demo-server http`: Streamable HTTP on 127.0.0.1 (a free port),
 //! printing `{"url": ...}` on stdout once listening; the URL is also its
@@ -49,8 +51,19 @@ struct TextArgs {
 
 fn build() -> Result<SecureServer, String> {
     let scopes = std::env::var("ETDI_DEMO_SCOPES").unwrap_or_else(|_| "demo:read".into());
-    let key = SigningKey::generate(CryptoProvider::get_default(), Algorithm::ES256)
-        .map_err(|e| e.to_string())?;
+    // A client that pins the provider's key passes it in; otherwise the
+    // key is generated and its attestations verify for nobody.
+    let key = match std::env::var_os("ETDI_DEMO_ATTESTATION_KEY") {
+        Some(path) => {
+            let pem = std::fs::read_to_string(&path).map_err(|e| {
+                format!("ETDI_DEMO_ATTESTATION_KEY {}: {e}", path.to_string_lossy())
+            })?;
+            SigningKey::from_pkcs8_pem(CryptoProvider::get_default(), &pem, Algorithm::ES256)
+                .map_err(|e| format!("ETDI_DEMO_ATTESTATION_KEY: {e}"))?
+        }
+        None => SigningKey::generate(CryptoProvider::get_default(), Algorithm::ES256)
+            .map_err(|e| e.to_string())?,
+    };
     SecureServer::builder("etdi-demo-server")
         .audience("urn:etdi:demo-server")
         .policy(SecurityPolicy::default())
