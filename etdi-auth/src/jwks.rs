@@ -488,6 +488,88 @@ impl JwksCache {
     }
 }
 
+/// One issuer's JWKS behind the same cache a [`crate::TokenVerifier`] uses
+/// (TTL from `Cache-Control`, at most one refresh per cooldown on an unknown
+/// `kid`, bounded grace while the IdP is unreachable), for verifiers of other
+/// JWTs signed with the issuer's keys, such as OAuth-issued ETDI tool
+/// attestations (docs/PROTOCOL.md §5.3).
+///
+/// Only the key lookup is offered: checking the JWS and its claims is the
+/// caller's job.
+#[derive(Debug)]
+pub struct IssuerJwks {
+    cache: JwksCache,
+}
+
+impl IssuerJwks {
+    /// The JWKS of `config`'s issuer, found as `config` says (discovery, a
+    /// configured `jwks_uri` or a static document), imported for its
+    /// algorithm allow-list and cached with its [`JwksPolicy`]. Audiences and
+    /// other token rules of `config` are not used. No network I/O happens here.
+    pub fn new(
+        config: &crate::IssuerConfig,
+        http: HttpClient,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
+        if config.issuer.is_empty() {
+            return Err(ConfigError("issuer is empty".into()));
+        }
+        if config.algorithms.is_empty() {
+            return Err(ConfigError(format!(
+                "issuer `{}` allows no algorithm",
+                config.issuer
+            )));
+        }
+        let cache = JwksCache::new(
+            config.issuer.clone(),
+            config.algorithms.clone(),
+            config.keys.clone(),
+            config.jwks_policy.clone(),
+            http,
+            clock,
+        )?;
+        Ok(IssuerJwks { cache })
+    }
+
+    /// The issuer identifier (`iss`).
+    pub fn issuer(&self) -> &str {
+        &self.cache.issuer
+    }
+
+    /// The issuer's algorithm allow-list.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.cache.algorithms
+    }
+
+    /// The issuer's key for a JWS header's `kid` and `alg`, fetching or
+    /// refreshing the set under the cache's rules. Fails closed: an unknown
+    /// `kid` after the allowed refresh is [`TokenError::UnknownKey`], a key
+    /// of another algorithm [`TokenError::KeyMismatch`], and an unreachable
+    /// IdP with no usable set [`TokenError::Unavailable`].
+    pub async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<VerifyingKey, TokenError> {
+        if !self.cache.algorithms.contains(&alg) {
+            return Err(TokenError::KeyMismatch {
+                issuer: self.cache.issuer.clone(),
+                kid: shown(kid.unwrap_or("")),
+                alg: alg.to_string(),
+            });
+        }
+        if let Some(key) = self.cache.fresh_key(kid, alg) {
+            return Ok(key);
+        }
+        self.cache.key_for(kid, alg).await
+    }
+
+    /// How many JWKS documents were requested over HTTP so far.
+    pub fn fetch_count(&self) -> u64 {
+        self.cache.fetch_count()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,7 +155,7 @@ pub use error::{BindingFailure, ConfigError, FetchError, Malformed, Part, TokenE
 pub use etdi_crypto::Algorithm;
 pub use http::HttpClient;
 pub use introspection::Introspector;
-pub use jwks::JwksPolicy;
+pub use jwks::{IssuerJwks, JwksPolicy};
 pub use mtls::{CertificateIdentity, MtlsError, MtlsServerConfigBuilder};
 pub use resource::ProtectedResourceMetadata;
 pub use verifier::{AudienceFallback, IssuerConfig, TokenVerifier, TokenVerifierBuilder};

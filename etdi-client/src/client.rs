@@ -9,8 +9,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
-use etdi_core::{CallChain, Hop, ServerId, ToolId};
+use etdi_core::{CallChain, Hop, ServerId, Timestamp, ToolId};
 use etdi_crypto::chain::{HopSigner, HopToSign};
 use etdi_crypto::request::{CallToSign, RequestSigner};
 use etdi_crypto::{SigningKey, UnixTime, advertised};
@@ -179,11 +180,15 @@ impl SecureClient {
             })
             .collect();
         let discovery = self.discovery.clone();
+        // Keys of OAuth attestation issuers come from their JWKS (async).
+        let keys = discovery.round_keys(&listed).await;
         // The approver may prompt a person and the store does file I/O: keep
         // both off the async workers.
-        let catalog = tokio::task::spawn_blocking(move || discovery.discover(&listed))
-            .await
-            .map_err(|e| ClientError::Discovery(e.to_string()))?;
+        let catalog = tokio::task::spawn_blocking(move || {
+            discovery.discover_with(&listed, Timestamp::from(SystemTime::now()), &keys)
+        })
+        .await
+        .map_err(|e| ClientError::Discovery(e.to_string()))?;
         let catalog = Arc::new(catalog);
         *self.catalog.lock().await = Some(catalog.clone());
         Ok(catalog)

@@ -11,18 +11,32 @@
 //!
 //! A call to a name that is not in the catalog as usable is refused locally
 //! with the PROTOCOL §10 error shape ([`CallRefused`]).
+//!
+//! Issuers are trusted either with static keys (through
+//! [`Discovery::verifier_mut`]) or, for attestations issued by an OAuth
+//! authorization server (§5.3), with the keys of its published JWKS
+//! ([`Discovery::trust_oauth_issuer`]). The JWKS keys are obtained at each
+//! round of [`Discovery::discover_async`] through etdi-auth's JWKS cache
+//! ([`etdi_auth::IssuerJwks`]): TTL from `Cache-Control`, at most one
+//! refresh per cooldown on an unknown `kid`, bounded grace while the IdP is
+//! unreachable. A tool whose issuer's keys cannot be obtained fails
+//! verification and is never usable.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use etdi_audit::event as audit;
+use etdi_auth::{IssuerJwks, TokenError};
 use etdi_core::{
     AuditEvent, DenyReason, Digest, SecurityLevel, SecurityPolicy, ServerId, Timestamp,
     ToolDefinition, VerificationFailure, VerificationStatus,
 };
-use etdi_crypto::UnixTime;
 use etdi_crypto::advertised;
-use etdi_crypto::attestation::AttestationVerifier;
+use etdi_crypto::attestation::{AttestationVerifier, ProviderScope};
+use etdi_crypto::jws;
+use etdi_crypto::trust::KeyRing;
+use etdi_crypto::{Algorithm, UnixTime};
 use serde_json::{Map, Value, json};
 
 use crate::approval::{Approval, ApprovalStore, Signer, StoreError};
@@ -215,6 +229,25 @@ pub struct Discovery {
     unverified: UnverifiedHandling,
     store: Arc<dyn ApprovalStore>,
     approver: Arc<dyn Approver>,
+    /// OAuth issuers (§5.3) whose keys come from their JWKS, by `iss`.
+    oauth: HashMap<String, OAuthIssuer>,
+}
+
+/// An OAuth authorization server trusted to issue attestations.
+struct OAuthIssuer {
+    jwks: Arc<IssuerJwks>,
+    providers: ProviderScope,
+}
+
+/// The verification keys of one discovery round.
+#[derive(Default)]
+pub(crate) struct RoundKeys {
+    /// The static verifier plus the OAuth issuers with the JWKS keys the
+    /// round's attestations name, accepting the §5.3 `typ` values; `None`
+    /// when no OAuth issuer is configured.
+    oauth_verifier: Option<AttestationVerifier>,
+    /// Attestations whose issuer's keys could not be obtained, with why.
+    unavailable: HashMap<String, (String, String)>,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -223,6 +256,7 @@ impl std::fmt::Debug for Discovery {
             .field("server", &self.server)
             .field("policy", &self.policy.security_level)
             .field("unverified", &self.unverified)
+            .field("oauth_issuers", &self.oauth.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -243,7 +277,28 @@ impl Discovery {
             policy,
             store,
             approver: Arc::new(DenyAll),
+            oauth: HashMap::new(),
         }
+    }
+
+    /// Trusts attestations issued by an OAuth authorization server (§5.3)
+    /// for the providers in `providers`, verified with the keys of the
+    /// issuer's JWKS (found as its [`etdi_auth::IssuerConfig`] says: OIDC
+    /// discovery / RFC 8414, or a configured `jwks_uri`). Its attestations
+    /// may use `typ` `etdi-tool+jwt`, `at+jwt` or `JWT`, and `scope` instead
+    /// of `permissions`.
+    ///
+    /// The keys are looked up at each [`Discovery::discover_async`] round
+    /// through `jwks`'s cache; [`Discovery::discover`], which cannot wait
+    /// for the network, finds no key for this issuer and fails its
+    /// attestations. Replaces earlier trust in the same issuer, static or
+    /// OAuth, for attestations naming it as `iss`.
+    #[must_use]
+    pub fn trust_oauth_issuer(mut self, jwks: Arc<IssuerJwks>, providers: ProviderScope) -> Self {
+        self.verifier.distrust_issuer(jwks.issuer());
+        self.oauth
+            .insert(jwks.issuer().to_owned(), OAuthIssuer { jwks, providers });
+        self
     }
 
     /// Sets the policy; unverified tools are hidden at Strict (or when the
@@ -291,14 +346,111 @@ impl Discovery {
         self.discover_at(tools, Timestamp::from(SystemTime::now()))
     }
 
+    /// Processes a `tools/list` result at the current time, first obtaining
+    /// the keys of the OAuth issuers the attestations name from their JWKS
+    /// (see [`Discovery::trust_oauth_issuer`]). The approver and the store
+    /// run on the calling task, as in [`Discovery::discover`]; with one that
+    /// blocks, prefer [`crate::SecureClient`], which runs them off the async
+    /// workers.
+    pub async fn discover_async(&self, tools: &[Map<String, Value>]) -> ToolCatalog {
+        self.discover_async_at(tools, Timestamp::from(SystemTime::now()))
+            .await
+    }
+
+    /// [`Discovery::discover_async`] at `now`.
+    pub async fn discover_async_at(
+        &self,
+        tools: &[Map<String, Value>],
+        now: Timestamp,
+    ) -> ToolCatalog {
+        let keys = self.round_keys(tools).await;
+        self.discover_with(tools, now, &keys)
+    }
+
     /// Processes a `tools/list` result at `now`.
     pub fn discover_at(&self, tools: &[Map<String, Value>], now: Timestamp) -> ToolCatalog {
+        self.discover_with(tools, now, &RoundKeys::default())
+    }
+
+    /// Obtains, through the OAuth issuers' JWKS caches, the key of every
+    /// attestation in `tools` that names an OAuth issuer, and builds the
+    /// round's verifier with them.
+    pub(crate) async fn round_keys(&self, tools: &[Map<String, Value>]) -> RoundKeys {
+        if self.oauth.is_empty() {
+            return RoundKeys::default();
+        }
+        let mut rings: HashMap<&str, KeyRing> = HashMap::new();
+        let mut unavailable = HashMap::new();
+        // One lookup per (issuer, kid, alg): a listing repeating a `kid`
+        // costs one lookup, and unknown ones are rate-limited by the cache.
+        // The value is why the issuer's keys could not be obtained, if so.
+        let mut asked: HashMap<(&str, Option<String>, Algorithm), Option<String>> = HashMap::new();
+        for tool in tools {
+            let Ok(Some(token)) = advertised::attestation_of(tool) else {
+                continue;
+            };
+            let Ok(def) = advertised::definition_from_tool(tool) else {
+                continue;
+            };
+            // Routing only: the JWS and its claims are verified afterwards.
+            let Some(iss) = claimed_issuer(token, &def) else {
+                continue;
+            };
+            let Some((iss, issuer)) = self.oauth.get_key_value(iss.as_str()) else {
+                continue;
+            };
+            let Ok(header) = jws::peek_header(token) else {
+                continue;
+            };
+            let kid = header.kid().map(str::to_owned);
+            let lookup = (iss.as_str(), kid.clone(), header.alg());
+            let why = match asked.get(&lookup) {
+                Some(why) => why.clone(),
+                None => {
+                    let why = match issuer.jwks.key_for(kid.as_deref(), header.alg()).await {
+                        Ok(key) => {
+                            rings.entry(iss.as_str()).or_default().insert(key);
+                            None
+                        }
+                        Err(e @ TokenError::Unavailable { .. }) => {
+                            Some(format!("no key from the issuer's JWKS: {e}"))
+                        }
+                        // Unknown `kid` or a key of another algorithm: the
+                        // key is simply not trusted, and verification says so.
+                        Err(_) => None,
+                    };
+                    asked.insert(lookup, why.clone());
+                    why
+                }
+            };
+            if let Some(why) = why {
+                unavailable.insert(token.to_owned(), (kid.unwrap_or_default(), why));
+            }
+        }
+        let mut verifier = self.verifier.clone().accept_oauth_attestations(true);
+        for (iss, issuer) in &self.oauth {
+            let ring = rings.remove(iss.as_str()).unwrap_or_default();
+            verifier.trust_issuer(iss.clone(), ring, issuer.providers.clone());
+        }
+        RoundKeys {
+            oauth_verifier: Some(verifier),
+            unavailable,
+        }
+    }
+
+    /// Processes a `tools/list` result at `now` with the round's keys.
+    pub(crate) fn discover_with(
+        &self,
+        tools: &[Map<String, Value>],
+        now: Timestamp,
+        keys: &RoundKeys,
+    ) -> ToolCatalog {
         let mut catalog = ToolCatalog::default();
         let unix = UnixTime::from_secs(u64::try_from(now.unix_seconds()).unwrap_or(0));
         // One read of the pins per round; updated locally as approvals land.
         let mut pins = self.store.list_server(&self.server, now);
         for tool in tools {
-            let entry = self.one(tool, now, unix, &mut pins, &mut catalog.events);
+            let entry = self.one(tool, now, unix, keys, &mut pins, &mut catalog.events);
             catalog.tools.push(entry);
         }
         // MCP names are unique per server; a listing that repeats one could
@@ -325,6 +477,7 @@ impl Discovery {
         tool: &Map<String, Value>,
         now: Timestamp,
         unix: UnixTime,
+        keys: &RoundKeys,
         pins: &mut Result<Vec<Approval>, StoreError>,
         events: &mut Vec<AuditEvent>,
     ) -> DiscoveredTool {
@@ -370,8 +523,22 @@ impl Discovery {
         };
         let tref = audit::tool_ref(&def);
         events.push(audit::tool_discovered(tref.clone(), server).build());
+        let mut unavailable = None;
         out.verification = match advertised::attestation_of(tool) {
-            Ok(Some(token)) => self.verifier.verify(token, &def, unix),
+            Ok(Some(token)) => match keys.unavailable.get(token) {
+                // Fail closed: no key could be obtained for this `kid`.
+                Some((kid, why)) => {
+                    unavailable = Some(why.clone());
+                    VerificationStatus::Failed {
+                        failure: VerificationFailure::UnknownKey {
+                            key_id: kid.clone(),
+                        },
+                    }
+                }
+                None => self
+                    .verifier_for(token, &def, keys)
+                    .verify(token, &def, unix),
+            },
             Ok(None) => VerificationStatus::Unsigned,
             Err(e) => VerificationStatus::Failed {
                 failure: VerificationFailure::Malformed {
@@ -397,7 +564,11 @@ impl Discovery {
             VerificationStatus::Failed { failure } => {
                 // A failing attestation is a forgery or tamper signal at
                 // every level, never "just unsigned".
-                out.refusal = Some(Refusal::NotVerified(failure.to_string()));
+                let detail = match &unavailable {
+                    Some(why) => format!("{failure}: {why}"),
+                    None => failure.to_string(),
+                };
+                out.refusal = Some(Refusal::NotVerified(detail));
                 out.visible = self.unverified == UnverifiedHandling::Flag;
                 return out;
             }
@@ -497,6 +668,20 @@ impl Discovery {
         out
     }
 
+    /// The verifier for `token`: the round's OAuth verifier when its
+    /// (unverified) `iss` is an OAuth issuer, the static one otherwise.
+    fn verifier_for<'a>(
+        &'a self,
+        token: &str,
+        def: &ToolDefinition,
+        keys: &'a RoundKeys,
+    ) -> &'a AttestationVerifier {
+        match &keys.oauth_verifier {
+            Some(v) if claimed_issuer(token, def).is_some_and(|i| self.oauth.contains_key(&i)) => v,
+            _ => &self.verifier,
+        }
+    }
+
     fn record(
         &self,
         def: &ToolDefinition,
@@ -510,6 +695,19 @@ impl Discovery {
         pin.expires_at = expires_at;
         self.store.put(pin.clone())?;
         Ok(pin)
+    }
+}
+
+/// The `iss` of an attestation, read WITHOUT verifying its signature, to
+/// pick the keys it must verify against. The strict parse and header checks
+/// of etdi-crypto run first (a verifier that trusts no issuer stops at the
+/// key lookup and names the claimed issuer), so routing reads `iss` exactly
+/// as the verification that follows does.
+fn claimed_issuer(token: &str, def: &ToolDefinition) -> Option<String> {
+    let router = AttestationVerifier::new().accept_oauth_attestations(true);
+    match router.verify_detailed(token, def, UnixTime::from_secs(0)) {
+        Err(VerificationFailure::UntrustedIssuer { issuer }) => Some(issuer),
+        _ => None,
     }
 }
 
