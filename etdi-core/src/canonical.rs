@@ -238,8 +238,9 @@ pub fn canonical_value(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     })
 }
 
-/// The direct JCS writer behind [`canonical_value`].
-mod fast {
+/// The direct JCS writer behind [`canonical_value`] and the typed writer of
+/// [`crate::ToolDefinition::canonical_bytes`].
+pub(crate) mod fast {
     use std::fmt::Write as _;
 
     use serde_json::{Map, Value};
@@ -250,7 +251,7 @@ mod fast {
 
     /// Writes the JCS form of `value`; `None` when the document needs the
     /// general implementation (a non-integer or a large number).
-    pub(super) fn write_value(out: &mut String, value: &Value) -> Option<()> {
+    pub(crate) fn write_value(out: &mut String, value: &Value) -> Option<()> {
         match value {
             Value::Null => out.push_str("null"),
             Value::Bool(true) => out.push_str("true"),
@@ -286,7 +287,7 @@ mod fast {
         Some(())
     }
 
-    pub(super) fn write_object(out: &mut String, map: &Map<String, Value>) -> Option<()> {
+    pub(crate) fn write_object(out: &mut String, map: &Map<String, Value>) -> Option<()> {
         let mut members: Vec<(&String, &Value)> = map.iter().collect();
         // RFC 8785 §3.2.3: sort by UTF-16 code units, not UTF-8 bytes (they
         // differ for characters above U+FFFF against U+E000-U+FFFF).
@@ -306,7 +307,7 @@ mod fast {
 
     /// RFC 8785 §3.2.2.2: `"` and `\` escaped, control characters as
     /// `\b \t \n \f \r` or `\u00xx` (lowercase hex), everything else as is.
-    fn write_string(out: &mut String, s: &str) {
+    pub(crate) fn write_string(out: &mut String, s: &str) {
         out.push('"');
         for c in s.chars() {
             match c {

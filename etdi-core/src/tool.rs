@@ -278,7 +278,136 @@ impl ToolDefinition {
     /// The RFC 8785 canonical JSON bytes of this definition: the exact bytes
     /// whose SHA-256 is [`ToolDefinition::digest`].
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, CanonicalError> {
-        canonical::canonical_json(self)
+        // The typed writer skips building a `serde_json::Value` of the whole
+        // definition (most of the digest's cost). It produces the same bytes
+        // as `canonical_json(self)`, which a differential proptest checks,
+        // and falls back to it for documents it does not handle (numbers
+        // that need ECMAScript formatting).
+        let mut out = String::with_capacity(512);
+        match self.write_canonical(&mut out) {
+            Some(()) => Ok(out.into_bytes()),
+            None => canonical::canonical_json(self),
+        }
+    }
+
+    /// Writes the JCS form of this definition: members in UTF-16 order
+    /// (all names are ASCII, so byte order), optional members omitted exactly
+    /// as the `Serialize` impl omits them. `None` means "use the generic path".
+    fn write_canonical(&self, out: &mut String) -> Option<()> {
+        use canonical::fast::{write_object, write_string, write_value};
+        let mut first = true;
+        let mut key = |out: &mut String, name: &str| {
+            out.push(if first { '{' } else { ',' });
+            first = false;
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":");
+        };
+        let strings = |out: &mut String, items: &mut dyn Iterator<Item = &str>| {
+            out.push('[');
+            for (i, s) in items.enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, s);
+            }
+            out.push(']');
+        };
+        if let Some(a) = &self.annotations {
+            key(out, "annotations");
+            write_object(out, a)?;
+        }
+        if !self.call_chain.is_empty() {
+            key(out, "callChain");
+            let c = &self.call_chain;
+            let mut inner = true;
+            let mut k = |out: &mut String, name: &str| {
+                out.push(if inner { '{' } else { ',' });
+                inner = false;
+                out.push('"');
+                out.push_str(name);
+                out.push_str("\":");
+            };
+            if let Some(l) = &c.allowed_callees {
+                k(out, "allowedCallees");
+                strings(out, &mut l.iter().map(ToolId::as_str));
+            }
+            if let Some(l) = &c.allowed_callers {
+                k(out, "allowedCallers");
+                strings(out, &mut l.iter().map(ToolId::as_str));
+            }
+            if !c.blocked_callees.is_empty() {
+                k(out, "blockedCallees");
+                strings(out, &mut c.blocked_callees.iter().map(ToolId::as_str));
+            }
+            if !c.blocked_callers.is_empty() {
+                k(out, "blockedCallers");
+                strings(out, &mut c.blocked_callers.iter().map(ToolId::as_str));
+            }
+            if let Some(d) = c.max_depth {
+                k(out, "maxDepth");
+                out.push_str(&d.to_string());
+            }
+            out.push('}');
+        }
+        key(out, "description");
+        write_string(out, &self.description);
+        if let Some(icons) = &self.icons {
+            key(out, "icons");
+            out.push('[');
+            for (i, v) in icons.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, v)?;
+            }
+            out.push(']');
+        }
+        key(out, "id");
+        write_string(out, self.id.as_str());
+        key(out, "inputSchema");
+        write_object(out, &self.input_schema)?;
+        key(out, "name");
+        write_string(out, self.name.as_str());
+        if let Some(o) = &self.output_schema {
+            key(out, "outputSchema");
+            write_object(out, o)?;
+        }
+        if !self.permissions.is_empty() {
+            key(out, "permissions");
+            strings(out, &mut self.permissions.iter().map(Permission::as_str));
+        }
+        key(out, "provider");
+        out.push_str("{\"id\":");
+        write_string(out, self.provider.id.as_str());
+        out.push_str(",\"name\":");
+        write_string(out, &self.provider.name);
+        if let Some(u) = &self.provider.url {
+            out.push_str(",\"url\":");
+            write_string(out, u);
+        }
+        out.push('}');
+        if !self.security.is_empty() {
+            key(out, "security");
+            let s = &self.security;
+            match (s.require_request_signing, s.require_signature) {
+                (true, true) => {
+                    out.push_str("{\"requireRequestSigning\":true,\"requireSignature\":true}")
+                }
+                (true, false) => out.push_str("{\"requireRequestSigning\":true}"),
+                (false, true) => out.push_str("{\"requireSignature\":true}"),
+                // INVARIANT: `is_empty` is false, so one flag is set.
+                (false, false) => return None,
+            }
+        }
+        if let Some(t) = &self.title {
+            key(out, "title");
+            write_string(out, t);
+        }
+        key(out, "version");
+        write_string(out, &self.version.to_string());
+        out.push('}');
+        Some(())
     }
 
     /// The definition digest: SHA-256 over [`ToolDefinition::canonical_bytes`].
@@ -533,6 +662,29 @@ mod tests {
         let mut v = sample();
         v["inputSchema"] = json!("x");
         assert_eq!(err_of(v).field, "inputSchema");
+    }
+
+    #[test]
+    fn typed_writer_handles_ordinary_definitions_itself() {
+        let mut v = sample();
+        v["title"] = json!("T");
+        v["callChain"] = json!({"maxDepth": 2, "allowedCallers": [], "blockedCallees": ["x/y"]});
+        v["security"] = json!({"requireSignature": true});
+        v["provider"]["url"] = json!("https://example.com");
+        let d = ToolDefinition::from_value(v).unwrap();
+        let mut typed = String::new();
+        assert!(d.write_canonical(&mut typed).is_some());
+        let generic = canonical::canonical_json(&d).unwrap();
+        assert_eq!(typed.as_bytes(), generic.as_slice());
+        // A float in a schema needs ECMAScript number formatting: generic path.
+        let mut v = sample();
+        v["inputSchema"]["maximum"] = json!(1.5);
+        let d = ToolDefinition::from_value(v).unwrap();
+        assert!(d.write_canonical(&mut String::new()).is_none());
+        assert_eq!(
+            d.canonical_bytes().unwrap(),
+            canonical::canonical_json(&d).unwrap()
+        );
     }
 
     #[test]

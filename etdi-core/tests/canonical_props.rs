@@ -186,3 +186,73 @@ proptest! {
         }
     }
 }
+
+/// Definitions with every optional member switched on or off at random.
+fn arb_full_definition() -> impl Strategy<Value = Value> {
+    (
+        arb_definition(),
+        (
+            prop::option::of("\\PC{0,12}"),
+            prop::option::of(prop::collection::vec(arb_json(1), 0..3)),
+            prop::option::of(prop::collection::btree_map("[a-z]{1,5}", arb_json(2), 0..3)),
+            prop::option::of("https://[a-z]{1,8}\\.example/[a-z]{0,5}"),
+        ),
+        (
+            prop::option::of(prop::collection::vec("[a-z]{1,4}/[a-z]{1,4}", 0..3)),
+            prop::option::of(prop::collection::vec("[a-z]{1,4}/[a-z]{1,4}", 0..3)),
+            prop::collection::vec("[a-z]{1,4}/[a-z]{1,4}", 0..3),
+            prop::collection::vec("[a-z]{1,4}/[a-z]{1,4}", 0..3),
+            any::<(bool, bool)>(),
+        ),
+    )
+        .prop_map(
+            |(mut def, (title, icons, output, url), (allow_in, allow_out, block_in, block_out, (rrs, rs)))| {
+                let o = def.as_object_mut().unwrap();
+                if let Some(t) = title {
+                    o.insert("title".into(), json!(t));
+                }
+                if let Some(i) = icons {
+                    o.insert("icons".into(), Value::Array(i));
+                }
+                if let Some(props) = output {
+                    o.insert(
+                        "outputSchema".into(),
+                        json!({"type": "object", "properties": Value::Object(props.into_iter().collect())}),
+                    );
+                }
+                if let Some(u) = url {
+                    o["provider"]["url"] = json!(u);
+                }
+                let chain = o["callChain"].as_object_mut().unwrap();
+                if let Some(a) = allow_in {
+                    chain.insert("allowedCallers".into(), json!(a));
+                }
+                if let Some(a) = allow_out {
+                    chain.insert("allowedCallees".into(), json!(a));
+                }
+                chain.insert("blockedCallers".into(), json!(block_in));
+                chain.insert("blockedCallees".into(), json!(block_out));
+                o.insert(
+                    "security".into(),
+                    json!({"requireRequestSigning": rrs, "requireSignature": rs}),
+                );
+                def
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// `ToolDefinition::canonical_bytes` writes JCS from the typed struct;
+    /// it must equal the generic path (serialise to a value, then JCS).
+    #[test]
+    fn typed_writer_equals_the_generic_canonical_form(v in arb_full_definition()) {
+        let def = ToolDefinition::from_value(v).unwrap();
+        let generic = etdi_core::canonical::canonical_json(&def).unwrap();
+        prop_assert_eq!(
+            String::from_utf8(def.canonical_bytes().unwrap()).unwrap(),
+            String::from_utf8(generic).unwrap()
+        );
+    }
+}

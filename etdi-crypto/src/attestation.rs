@@ -140,7 +140,7 @@ impl AttestationSigner {
             sub: def.id.as_str().to_owned(),
             tool_name: def.name.as_str().to_owned(),
             tool_version: def.version.to_string(),
-            tool_digest: Some(etdi_core::Digest::of_canonical(def)?.to_string()),
+            tool_digest: Some(def.digest()?.to_string()),
             provider: def.provider.id.as_str().to_owned(),
             permissions: Some(
                 def.permissions
@@ -266,7 +266,7 @@ pub struct DigestedDefinition {
 impl DigestedDefinition {
     /// Computes the digest of `def`.
     pub fn new(def: ToolDefinition) -> Result<Self, etdi_core::CanonicalError> {
-        let digest = etdi_core::Digest::of_canonical(&def)?;
+        let digest = def.digest()?;
         Ok(DigestedDefinition { def, digest })
     }
 
@@ -473,7 +473,7 @@ impl AttestationVerifier {
         // Step 5: the digest of the definition as advertised.
         let digest = match digest {
             Some(d) => d,
-            None => etdi_core::Digest::of_canonical(def).map_err(|e| {
+            None => def.digest().map_err(|e| {
                 VerificationFailure::Malformed {
                     detail: e.to_string(),
                 }
