@@ -473,10 +473,8 @@ impl AttestationVerifier {
         // Step 5: the digest of the definition as advertised.
         let digest = match digest {
             Some(d) => d,
-            None => def.digest().map_err(|e| {
-                VerificationFailure::Malformed {
-                    detail: e.to_string(),
-                }
+            None => def.digest().map_err(|e| VerificationFailure::Malformed {
+                detail: e.to_string(),
             })?,
         };
         let Some(signed) = claims.tool_digest.as_deref() else {
