@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod proxy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum Command {
         #[command(subcommand)]
         command: ToolCommand,
     },
+    /// Run an ETDI gateway in front of an existing MCP server.
+    Proxy(proxy::ProxyArgs),
 }
 
 #[derive(Subcommand)]
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<ExitCode, String> {
     match &cli.command {
         Command::Demo => Ok(demo::run(cli.json)),
+        Command::Proxy(args) => proxy::run(args, cli.json),
         Command::Tool { command } => match command {
             ToolCommand::Digest { file } => {
                 let def = load_definition(file)?;
