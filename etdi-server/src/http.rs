@@ -20,7 +20,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 
 use crate::audit::{self, step};
 use crate::error::BuildError;
-use crate::server::{Authenticated, BearerAuth, SecureServer};
+use crate::server::{Authenticated, BearerAuth, SecureServer, Shared};
 use crate::stages::AuditRecorder;
 
 /// How the HTTP endpoint is served.
@@ -37,6 +37,15 @@ pub struct HttpOptions {
     /// Prefer `application/json` responses over SSE for simple calls
     /// (stateless mode only).
     pub json_response: bool,
+    /// Per-tool scope challenges (MCP step-up authorization): a
+    /// `tools/call` whose token lacks a permission the tool requires is
+    /// answered `403` with `WWW-Authenticate: Bearer
+    /// error="insufficient_scope", scope="..."` naming what is missing, so
+    /// an OAuth client can obtain a token with those scopes and retry.
+    /// Off (the default), the same denial is the JSON-RPC error `-32010`
+    /// with the missing permissions in `data`, which every MCP client can
+    /// read. Either way the denial is audited at the authorization step.
+    pub tool_scope_challenge: bool,
 }
 
 impl Default for HttpOptions {
@@ -46,6 +55,7 @@ impl Default for HttpOptions {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             sessions: true,
             json_response: false,
+            tool_scope_challenge: false,
         }
     }
 }
@@ -57,6 +67,41 @@ struct AuthState {
     server: String,
     sessions: Arc<LocalSessionManager>,
     max_sessions: usize,
+    /// Set when per-tool scope challenges are on.
+    scope_challenge: Option<ScopeChallenge>,
+}
+
+/// What the per-tool scope check needs from the server.
+struct ScopeChallenge {
+    shared: Arc<Shared>,
+    max_body: usize,
+}
+
+/// The tool name and JSON-RPC id of a `tools/call` request body; `None`
+/// for anything else (other methods, batches, unparsable bodies: the MCP
+/// service answers those itself).
+fn tools_call_target(body: &[u8]) -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        name: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        method: Option<String>,
+        id: Option<serde_json::Value>,
+        params: Option<Params>,
+    }
+    let peek: Peek = serde_json::from_slice(body).ok()?;
+    if peek.method.as_deref() != Some("tools/call") {
+        return None;
+    }
+    let name = peek.params?.name?;
+    let id = match peek.id {
+        Some(serde_json::Value::String(s)) => s,
+        Some(v) => v.to_string(),
+        None => "-".into(),
+    };
+    Some((name, id))
 }
 
 /// Splits `https://host:port/path` into origin and path.
@@ -266,6 +311,37 @@ async fn authenticate(State(st): State<Arc<AuthState>>, mut req: Request, next: 
     {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many sessions").into_response();
     }
+    if let Some(sc) = &st.scope_challenge
+        && req.method() == axum::http::Method::POST
+    {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, sc.max_body).await else {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+        };
+        if let Some((name, id)) = tools_call_target(&bytes)
+            && let Some(missing) = sc.shared.scope_challenge(&principal, &name, &id).await
+        {
+            let mut scopes = st.bearer.required_scopes.clone();
+            for p in &missing {
+                if !scopes.iter().any(|s| s == p.as_str()) {
+                    scopes.push(p.as_str().to_owned());
+                }
+            }
+            let names: Vec<&str> = missing.iter().map(|p| p.as_str()).collect();
+            let why = quote_safe(&format!(
+                "the tool needs permission(s): {}",
+                names.join(" ")
+            ));
+            return challenge(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{}, error_description=\"{why}\"",
+                    etdi_auth::resource::www_authenticate_insufficient_scope(&scopes, meta)
+                ),
+            );
+        }
+        req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    }
     req.extensions_mut().insert(Authenticated(principal));
     next.run(req).await
 }
@@ -305,6 +381,10 @@ where
         server: server.audience().to_owned(),
         sessions,
         max_sessions: limits.max_sessions,
+        scope_challenge: options.tool_scope_challenge.then(|| ScopeChallenge {
+            shared: server.shared.clone(),
+            max_body: limits.max_request_body_bytes,
+        }),
     });
     let doc = ProtectedResourceMetadata::new(
         bearer.resource.clone(),

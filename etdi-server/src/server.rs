@@ -8,8 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use etdi_core::{
-    DenyReason, Digest, EventKind, Outcome, Principal, SecurityPolicy, ServerId, ToolDefinition,
-    ToolId,
+    DenyReason, Digest, EventKind, Outcome, Permission, Principal, SecurityPolicy, ServerId,
+    ToolDefinition, ToolId,
 };
 use etdi_policy::{Authorizer, CallRequest, PolicyDocument, PolicyEngine};
 use rmcp::model::*;
@@ -745,6 +745,50 @@ impl Shared {
             tracing::error!(reason = %r, "denial could not be audited");
         }
         deny_error(&reasons)
+    }
+
+    /// The HTTP layer's per-tool scope check (MCP scope challenge): the
+    /// permissions `principal` lacks for the tool named `name`, if any.
+    /// The denial is audited here, at the authorization step, exactly as
+    /// the pipeline would record it. `None` when the tool is unknown or
+    /// nothing is missing; the pipeline still decides every call.
+    pub(crate) async fn scope_challenge(
+        &self,
+        principal: &Principal,
+        name: &str,
+        request_id: &str,
+    ) -> Option<Vec<Permission>> {
+        let reg = self.tools.get(name)?;
+        let decision = self
+            .authorizer
+            .decide(&CallRequest::direct(principal, &reg.def.id));
+        let missing = decision.reasons().iter().find_map(|r| match r {
+            DenyReason::MissingPermissions { missing } => Some(missing.clone()),
+            _ => None,
+        })?;
+        let call = Call {
+            request_id: request_id.to_owned(),
+            principal: Some(principal),
+            tool: Some((&reg.def, &reg.digest)),
+            audit_all: true,
+            passed: std::sync::Mutex::new(Vec::new()),
+        };
+        let reasons = [DenyReason::MissingPermissions {
+            missing: missing.clone(),
+        }];
+        if let Err(r) = self
+            .record(
+                &call,
+                EventKind::AuthorizationFailed,
+                Outcome::Denied,
+                step::AUTHORIZE,
+                &reasons,
+            )
+            .await
+        {
+            tracing::error!(reason = %r, "scope challenge could not be audited");
+        }
+        Some(missing)
     }
 
     fn principal_of(&self, ctx: &RequestContext<RoleServer>) -> Option<Principal> {

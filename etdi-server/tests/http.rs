@@ -257,3 +257,72 @@ async fn the_server_publishes_its_attestation_key_and_announces_it() {
     assert_eq!(cap["audience"], resource.as_str());
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn tool_scope_challenge_names_the_missing_permission_and_is_audited() {
+    let (listener, base) = loopback().await;
+    let resource = format!("{base}/mcp");
+    let issuer = LocalIssuer::new();
+    let audit = Arc::new(MemoryAudit::new());
+    let server = demo_builder(basic(), audit.clone())
+        .audience(resource.clone())
+        .bearer_auth(bearer(issuer.verifier(&resource), &resource, &[]))
+        .build()
+        .unwrap();
+    let options = etdi_server::http::HttpOptions {
+        tool_scope_challenge: true,
+        ..Default::default()
+    };
+    let app = etdi_server::http::router(server, options).unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    // A token without demo:write calls `write`: 403 before any MCP work,
+    // naming the permission as the scope to ask for.
+    let token = issuer.token(&resource, "alice", "demo:read");
+    let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"write","arguments":{"text":"x"}}}"#;
+    let r = reqwest::Client::new()
+        .post(&resource)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(&token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let c = www_authenticate(&r);
+    assert!(c.starts_with("Bearer error=\"insufficient_scope\""), "{c}");
+    assert!(c.contains("scope=\"demo:write\""), "{c}");
+    assert!(
+        c.contains("error_description=\"the tool needs permission(s): demo:write\""),
+        "{c}"
+    );
+    let denied = audit.for_step(step::AUTHORIZE);
+    let e = denied
+        .iter()
+        .find(|e| e.request_id.as_deref() == Some("7"))
+        .expect("the scope challenge is audited");
+    assert_eq!(e.kind, EventKind::AuthorizationFailed);
+    assert_eq!(e.reason_codes, ["missing_permissions"]);
+    assert_eq!(e.tool.as_ref().unwrap().name.as_deref(), Some("write"));
+    assert_eq!(e.principal.as_ref().unwrap().subject, "alice");
+
+    // Tools the token covers, and every other method, pass untouched; with
+    // the scope, `write` runs.
+    let client = http_client(&resource, &token).await;
+    let r = client
+        .call_tool(call("echo", json!({"text": "still fine"})))
+        .await
+        .unwrap();
+    assert_eq!(r.content[0].as_text().unwrap().text, "still fine");
+    client.cancel().await.unwrap();
+    let token = issuer.token(&resource, "alice", "demo:read demo:write");
+    let client = http_client(&resource, &token).await;
+    client
+        .call_tool(call("write", json!({"text": "x"})))
+        .await
+        .unwrap();
+    client.cancel().await.unwrap();
+}
