@@ -696,6 +696,57 @@ fn keys_rotate_then_list_shows_the_retired_key() {
 }
 
 #[test]
+fn an_encrypted_key_store_needs_its_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "pass", "correct horse battery staple\n");
+    write(dir, "wrong", "incorrect\n");
+    let created = json_in(
+        dir,
+        &[
+            "keys",
+            "rotate",
+            "--dir",
+            "keys",
+            "--alg",
+            "EdDSA",
+            "--passphrase-file",
+            "pass",
+        ],
+        0,
+    );
+    let kid = created["active"].as_str().unwrap();
+    let key_file =
+        std::fs::read_to_string(dir.join("keys").join(format!("key-{kid}.pem"))).unwrap();
+    assert!(key_file.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    let before = snapshot(dir);
+    for args in [
+        &["keys", "list", "--dir", "keys"][..],
+        &[
+            "keys",
+            "list",
+            "--dir",
+            "keys",
+            "--passphrase-file",
+            "wrong",
+        ][..],
+    ] {
+        let out = run_in(dir, args);
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert!(err.contains("keys") && err.contains("passphrase"), "{err}");
+    }
+    assert_eq!(snapshot(dir), before);
+    let l = json_in(
+        dir,
+        &["keys", "list", "--dir", "keys", "--passphrase-file", "pass"],
+        0,
+    );
+    assert_eq!(l["active"]["kid"], kid);
+    assert_eq!(l["active"]["alg"], "EdDSA");
+}
+
+#[test]
 fn approvals_approve_list_revoke() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -976,10 +1027,30 @@ fn audit_verify_intact_then_tampered_and_tail() {
     assert_eq!(lines[1]["hash_ok"], true);
     assert_eq!(lines[1]["event"]["server"], "server-4");
 
-    // Edit one record: the verifier names it, exit 1.
+    // An interrupted write leaves a torn last line: reported, not tampering.
     let files = etdi_audit::sink::file::list_log_files(&logs, "audit").unwrap();
     let (_, file) = files.last().unwrap();
     let text = std::fs::read_to_string(file).unwrap();
+    std::fs::write(file, format!("{text}{{\"event\":{{\"id\"")).unwrap();
+    let v = json_in(
+        dir,
+        &["audit", "verify", "--dir", "log", "--key", "audit.pub.pem"],
+        0,
+    );
+    assert_eq!(v["intact"], true);
+    assert_eq!(v["records"], 5);
+    assert_eq!(v["torn_tail"]["offset"], text.len());
+    assert_eq!(v["torn_tail"]["bytes"], 14);
+    let out = run_in(dir, &["audit", "verify", "--dir", "log"]);
+    ok(&out);
+    assert!(
+        stdout(&out).contains("torn tail: 14 bytes"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::write(file, &text).unwrap();
+
+    // Edit one record: the verifier names it, exit 1.
     assert!(text.contains("server-2"));
     std::fs::write(file, text.replace("server-2", "server-X")).unwrap();
     let v = json_in(
