@@ -612,6 +612,18 @@ pub fn peek_header(token: &str) -> Result<JwsHeader, JwsError> {
     JwsHeader::parse(&json)
 }
 
+/// Decodes the protected header and the payload WITHOUT verifying or
+/// interpreting anything, for display by inspection tools: the header JSON
+/// is returned as bytes even when it names an algorithm this crate refuses.
+/// Only the size bound, the three-part shape and strict base64url are
+/// checked. Never act on the result; verify with [`verify`].
+pub fn peek_unverified(token: &str) -> Result<(Vec<u8>, Vec<u8>), JwsError> {
+    let parts = split(token, &Validation::new([]))?;
+    let header = decode(parts.header, JwsPart::Header)?;
+    let payload = decode(parts.payload, JwsPart::Payload)?;
+    Ok((header, payload))
+}
+
 struct Parts<'t> {
     header: &'t str,
     payload: &'t str,

@@ -36,7 +36,9 @@ use crate::error::KeyError;
 use crate::jwk::JwkSet;
 use crate::key::SigningKey;
 use crate::provider::CryptoProvider;
-use crate::store::{self, BlobError, KeyDir, Manifest, ManifestKey, StoreError};
+use crate::store::{self, BlobError, KeyDir, Manifest, ManifestKey};
+// Named in `ManagerError::Store`; exported so callers can match on it.
+pub use crate::store::StoreError;
 use crate::trust::KeyRing;
 
 /// Default rotation overlap: one day, longer than any cache of a JWKS
@@ -283,6 +285,46 @@ impl KeyManager {
             });
             return Ok(m);
         };
+        Self::from_loaded(provider, dir, loaded, config, options)
+    }
+
+    /// Opens a key store that already exists, creating and writing nothing
+    /// (for tools that inspect or rotate a store kept by a server). The
+    /// algorithm is the one of the stored active key; `configure` turns it
+    /// into the configuration (overlap, rotation age, RSA size), which is not
+    /// stored. A directory without a committed store is
+    /// [`StoreError::NotFound`].
+    pub fn open_existing(
+        provider: &'static CryptoProvider,
+        dir: &Path,
+        configure: impl FnOnce(Algorithm) -> KeyManagerConfig,
+        options: StoreOptions,
+    ) -> Result<Self, ManagerError> {
+        let key_dir = KeyDir::open_existing(dir)?;
+        let loaded = key_dir
+            .load(|entry, blob| parse_key_file(provider, entry, blob, &options))?
+            .ok_or_else(|| StoreError::NotFound {
+                path: dir.to_owned(),
+            })?;
+        let algorithm = loaded
+            .keys
+            .iter()
+            .find(|(entry, _)| entry.kid == loaded.manifest.active)
+            .map(|(_, key)| key.algorithm())
+            .ok_or_else(|| StoreError::Corrupt {
+                path: dir.to_owned(),
+                detail: "active key missing".into(),
+            })?;
+        Self::from_loaded(provider, key_dir, loaded, configure(algorithm), options)
+    }
+
+    fn from_loaded(
+        provider: &'static CryptoProvider,
+        dir: KeyDir,
+        loaded: store::Loaded<SigningKey>,
+        config: KeyManagerConfig,
+        options: StoreOptions,
+    ) -> Result<Self, ManagerError> {
         let mut active = None;
         let mut retired = Vec::new();
         for (entry, key) in loaded.keys {
@@ -767,6 +809,44 @@ mod tests {
             KeyManager::open(provider(), tmp.path(), other, StoreOptions::new(), t(1502)),
             Err(ManagerError::AlgorithmChanged { .. })
         ));
+    }
+
+    #[test]
+    fn open_existing_creates_nothing_and_reads_the_stored_algorithm() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("keys");
+        let options = StoreOptions::new;
+        let configure = |alg| KeyManagerConfig::new(alg).with_overlap_secs(100);
+        assert!(matches!(
+            KeyManager::open_existing(provider(), &missing, configure, options()),
+            Err(ManagerError::Store(StoreError::Io { .. }))
+        ));
+        assert!(!missing.exists());
+        std::fs::create_dir(&missing).unwrap();
+        assert!(matches!(
+            KeyManager::open_existing(provider(), &missing, configure, options()),
+            Err(ManagerError::Store(StoreError::NotFound { .. }))
+        ));
+        assert_eq!(std::fs::read_dir(&missing).unwrap().count(), 0);
+
+        let mut m = open(&missing, 1000);
+        m.rotate(t(1500)).unwrap();
+        let before = kids(&m);
+        let mut seen = None;
+        let r = KeyManager::open_existing(
+            provider(),
+            &missing,
+            |alg| {
+                seen = Some(alg);
+                configure(alg)
+            },
+            options(),
+        )
+        .unwrap();
+        assert_eq!(seen, Some(Algorithm::ES256));
+        assert_eq!(kids(&r), before);
+        assert_eq!(r.retired_keys()[0].retired(), Some(t(1500)));
+        assert_eq!(r.config().overlap_secs(), 100);
     }
 
     #[test]

@@ -72,6 +72,13 @@ pub enum StoreError {
         /// The generation both writers tried to create.
         generation: u64,
     },
+    /// The directory holds no committed key store (no manifest), or is not
+    /// a directory.
+    #[error("key store {path}: no key store here (no manifest)")]
+    NotFound {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A key file is present and well-formed but cannot be opened with the
     /// configured passphrase (or needs one and none was given).
     #[error("key store: cannot decrypt key `{kid}`: wrong or missing passphrase")]
@@ -159,6 +166,25 @@ impl KeyDir {
             #[cfg(test)]
             faults: None,
         })
+    }
+
+    /// Opens an existing directory, creating nothing.
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => Ok(KeyDir {
+                path: path.to_owned(),
+                #[cfg(test)]
+                faults: None,
+            }),
+            Ok(_) => Err(StoreError::NotFound {
+                path: path.to_owned(),
+            }),
+            Err(source) => Err(StoreError::Io {
+                op: "open",
+                path: path.to_owned(),
+                source,
+            }),
+        }
     }
 
     pub fn path(&self) -> &Path {

@@ -98,6 +98,14 @@ fn rfc7515_a5_unsecured_jws_is_refused() {
         jws::peek_header(token).unwrap_err(),
         JwsError::Algorithm(AlgorithmError::None)
     );
+    // Inspection tools still see what the token says, without trusting it.
+    let (header, payload) = jws::peek_unverified(token).unwrap();
+    let header: Value = serde_json::from_slice(&header).unwrap();
+    assert_eq!(header, json!({"alg": "none"}));
+    let claims: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(claims["iss"], "joe");
+    assert!(jws::peek_unverified("a.b").is_err());
+    assert!(jws::peek_unverified("e30=.e30.").is_err());
 }
 
 #[test]
