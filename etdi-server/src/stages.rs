@@ -32,6 +32,27 @@ impl AuditRecorder for etdi_audit::AuditLog {
     }
 }
 
+/// etdi-audit's log, durably: `record` returns only once the event's group
+/// commit has been fsynced, so the pipeline answers a call only after its
+/// audit trail would survive a crash of the process or the machine. Costs
+/// one group-commit wait (default at most 5 ms, shared by concurrent calls)
+/// per event. The plain [`etdi_audit::AuditLog`] adapter returns once the
+/// event is queued: faster, but events still queued or buffered when the
+/// process dies are lost, while their calls may already have been
+/// answered. The load and SIGKILL tests (`tests/load_fault.rs`) show both.
+#[derive(Debug, Clone)]
+pub struct DurableAudit(pub etdi_audit::AuditLog);
+
+#[async_trait]
+impl AuditRecorder for DurableAudit {
+    async fn record(&self, event: AuditEvent) -> Result<(), StageError> {
+        self.0
+            .log_durable_async(event)
+            .await
+            .map_err(|e| StageError::new(format!("audit log: {e}")))
+    }
+}
+
 /// Why a bearer token was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRejection {

@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use etdi_audit::AuditLog;
 use etdi_audit::sink::FileSink;
-use etdi_core::{AuditEvent, SecurityLevel, SecurityPolicy};
+use etdi_core::{SecurityLevel, SecurityPolicy};
 use etdi_crypto::attestation::AttestationSigner;
 use etdi_crypto::manager::{KeyManager, KeyManagerConfig, StoreOptions};
 use etdi_crypto::request::RequestVerifier;
@@ -51,25 +51,10 @@ use etdi_crypto::trust::IssuerKeys;
 use etdi_crypto::{Algorithm, CryptoProvider, Jwk, SigningKey, UnixTime, VerifyingKey};
 use etdi_server::audit::AuditGranularity;
 use etdi_server::schemars::JsonSchema;
-use etdi_server::stages::{AuditRecorder, StageError};
+use etdi_server::stages::{AuditRecorder, DurableAudit};
 use etdi_server::{BearerAuth, EtdiTool, SecureServer, ToolContext};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-/// Records each event durably: `record` returns only after the event's
-/// group commit was fsynced, so the pipeline answers a call only once its
-/// audit trail would survive a crash of this process or the machine.
-struct DurableAudit(Arc<AuditLog>);
-
-#[async_trait::async_trait]
-impl AuditRecorder for DurableAudit {
-    async fn record(&self, event: AuditEvent) -> Result<(), StageError> {
-        self.0
-            .log_durable_async(event)
-            .await
-            .map_err(|e| StageError::new(format!("audit log: {e}")))
-    }
-}
 
 #[derive(Deserialize, JsonSchema)]
 #[schemars(crate = "etdi_server::schemars")]
@@ -127,7 +112,7 @@ async fn serve() -> Result<(), String> {
             .map_err(|e| format!("audit log: {e}"))?,
     );
     let recorder: Arc<dyn AuditRecorder> = if durable {
-        Arc::new(DurableAudit(log.clone()))
+        Arc::new(DurableAudit((*log).clone()))
     } else {
         log.clone()
     };
