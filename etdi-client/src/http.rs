@@ -4,6 +4,11 @@
 //! for a token with the named scope and retries (bounded: one upgrade and
 //! one retry per request). A `401` gets one fresh token and one retry.
 //!
+//! Bound rmcp's SSE reconnection (`retry_config`, as below): its default
+//! retries without limit, and an ETDI server keeps sessions in memory, so
+//! after a server restart a call in flight would wait forever instead of
+//! failing (seen in the SIGKILL test, `etdi-server/tests/load_fault.rs`).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
@@ -22,10 +27,12 @@
 //!     .resource("https://tools.example.com/mcp"))
 //! })?;
 //! let http = BearerClient::new(reqwest::Client::new(), Arc::new(tokens));
-//! let transport = StreamableHttpClientTransport::with_client(
-//!     http,
-//!     StreamableHttpClientTransportConfig::with_uri("https://tools.example.com/mcp"),
-//! );
+//! let mut config =
+//!     StreamableHttpClientTransportConfig::with_uri("https://tools.example.com/mcp");
+//! let mut backoff = rmcp::transport::common::client_side_sse::ExponentialBackoff::default();
+//! backoff.max_times = Some(2);
+//! config.retry_config = Arc::new(backoff);
+//! let transport = StreamableHttpClientTransport::with_client(http, config);
 //! # let _ = transport; Ok(()) }
 //! ```
 
