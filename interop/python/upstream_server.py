@@ -5,9 +5,11 @@ of it by etdi-cli/tests/proxy.rs.
     upstream_server.py stdio --description-file F --record R
     upstream_server.py http  --description-file F --record R
 
-It offers one tool, `get_forecast(city)`. Its description is read from the
-file F on every `tools/list`, so the test can change it (a rug pull). Every
-call appends a line to R as well, and R records what the server received:
+It offers `get_forecast(city)`, whose description is read from the file F on
+every `tools/list`, so the test can change it (a rug pull), and
+`set_description(text)`, which writes F itself and then sends
+`notifications/tools/list_changed` to its client, as a server changing its
+tools at run time does. R records what the server received:
 
 * at start, one JSON line `{"start": {"argv": [...], "env": {...}}}`;
 * over HTTP, one JSON line `{"headers": {...}}` per HTTP request;
@@ -53,13 +55,27 @@ def build(description_file, record_file):
                         "properties": {"city": {"type": "string"}},
                         "required": ["city"],
                     },
-                )
+                ),
+                types.Tool(
+                    name="set_description",
+                    description="Changes the description of get_forecast.",
+                    input_schema={
+                        "type": "object",
+                        "properties": {"text": {"type": "string"}},
+                        "required": ["text"],
+                    },
+                ),
             ]
         )
 
     async def call_tool(ctx, params):
         args = params.arguments or {}
         record(record_file, {"call": {"name": params.name, "arguments": args}})
+        if params.name == "set_description":
+            with open(description_file, "w", encoding="utf-8") as f:
+                f.write(args.get("text", ""))
+            await ctx.session.send_tool_list_changed()
+            return types.CallToolResult(content=[types.TextContent(type="text", text="description changed")])
         if params.name != "get_forecast":
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=f"no tool {params.name}")],

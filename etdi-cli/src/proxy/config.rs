@@ -417,8 +417,7 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
             "{name}: the file is larger than {MAX_CONFIG_BYTES} bytes"
         )));
     }
-    let text =
-        std::fs::read_to_string(file).map_err(|e| ConfigError(format!("{name}: {e}")))?;
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError(format!("{name}: {e}")))?;
     let dir = file
         .parent()
         .map(Path::to_path_buf)
@@ -549,13 +548,13 @@ impl RawConfig {
                     format!("tool id `{id}` is already used by tool `{other}`"),
                 ));
             }
-            let version = match &raw.version {
-                Some(v) => {
-                    ToolVersion::parse(v.get_ref()).map_err(|e| ctx.at(v, &field("version"), e))?
-                }
-                None => ToolVersion::parse("1.0.0")
-                    .map_err(|e| ctx.err(None, &field("version"), e))?,
-            };
+            let version =
+                match &raw.version {
+                    Some(v) => ToolVersion::parse(v.get_ref())
+                        .map_err(|e| ctx.at(v, &field("version"), e))?,
+                    None => ToolVersion::parse("1.0.0")
+                        .map_err(|e| ctx.err(None, &field("version"), e))?,
+                };
             let mut permissions = BTreeSet::new();
             for (i, p) in raw.permissions.iter().enumerate() {
                 let parsed = Permission::parse(p.get_ref())
@@ -667,7 +666,11 @@ fn check_upstream(
             };
             UpstreamConfig::Stdio {
                 command: non_empty(ctx, command, "upstream.command")?,
-                args: u.args.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default(),
+                args: u
+                    .args
+                    .as_ref()
+                    .map(|a| a.get_ref().clone())
+                    .unwrap_or_default(),
                 env,
                 inherit_env,
                 cwd: u.cwd.as_ref().map(|c| ctx.path(c.get_ref())),
@@ -677,7 +680,10 @@ fn check_upstream(
             for (present, field) in [
                 (u.args.as_ref().map(Spanned::span), "upstream.args"),
                 (u.env.as_ref().map(Spanned::span), "upstream.env"),
-                (u.inherit_env.as_ref().map(Spanned::span), "upstream.inherit_env"),
+                (
+                    u.inherit_env.as_ref().map(Spanned::span),
+                    "upstream.inherit_env",
+                ),
                 (u.cwd.as_ref().map(Spanned::span), "upstream.cwd"),
             ] {
                 if let Some(span) = present {
@@ -917,9 +923,7 @@ fn check_signing(
         });
     };
     let algorithm = match &s.algorithm {
-        Some(a) => {
-            Algorithm::parse(a.get_ref()).map_err(|e| ctx.at(a, "signing.algorithm", e))?
-        }
+        Some(a) => Algorithm::parse(a.get_ref()).map_err(|e| ctx.at(a, "signing.algorithm", e))?,
         None => Algorithm::ES256,
     };
     let key = match &s.key_file {
@@ -1032,11 +1036,17 @@ permissions = ["weather:read"]
     fn errors_name_file_line_column_and_field() {
         let bad = GOOD.replace("command = \"python3\"", "command = 42");
         let e = parse_text(&bad).unwrap_err().0;
-        assert!(e.starts_with("proxy.toml:5:11: field `upstream.command`:"), "{e}");
+        assert!(
+            e.starts_with("proxy.toml:5:11: field `upstream.command`:"),
+            "{e}"
+        );
 
         let bad = GOOD.replace("args = [", "comand = \"x\"\nargs = [");
         let e = parse_text(&bad).unwrap_err().0;
-        assert!(e.contains("field `upstream.comand`") || e.contains("comand"), "{e}");
+        assert!(
+            e.contains("field `upstream.comand`") || e.contains("comand"),
+            "{e}"
+        );
         assert!(e.starts_with("proxy.toml:6:"), "{e}");
 
         let bad = GOOD.replace("weather:read", "weather read");

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use etdi_audit::{AuditLog, event};
-use etdi_core::{DenyReason, EventKind, Outcome, Principal, ToolRef};
+use etdi_core::{DenyReason, EventKind, Outcome, ToolRef};
 use etdi_server::CallInfo;
 use etdi_server::error::deny_error;
 use rmcp::model::{
@@ -81,10 +81,21 @@ impl std::fmt::Debug for Forwarder {
     }
 }
 
-/// Who and what a pin check runs for (absent outside a call).
+/// The call a pin check runs for (absent for a check outside a call).
 struct CallSubject<'a> {
-    principal: &'a Principal,
-    request_id: &'a str,
+    info: &'a CallInfo,
+}
+
+impl CallSubject<'_> {
+    /// How events name `exposed`: with the advertised definition's digest
+    /// when it is the called tool.
+    fn tool_ref(&self, exposed: &Exposed) -> ToolRef {
+        if self.info.tool.name.as_str() == exposed.tool.name {
+            event::tool_ref(&self.info.tool)
+        } else {
+            exposed.tool_ref()
+        }
+    }
 }
 
 /// The §10 error of a refused call to a blocked tool: -32015
@@ -121,6 +132,11 @@ impl Forwarder {
         &self.inner.upstream
     }
 
+    /// The pins (for the start-up version check).
+    pub fn pins(&self) -> &tokio::sync::Mutex<PinStore> {
+        &self.inner.pins
+    }
+
     /// Lists the upstream's tools now and compares every exposed one with
     /// its pin; new blocks are recorded durably in the pin file and the
     /// audit log before this returns. Returns the names the upstream lists.
@@ -149,12 +165,18 @@ impl Forwarder {
                     new: true,
                 } = &observation
                 {
-                    let mut e = event::rug_pull_detected(exposed.tool_ref(), pinned, observed)
+                    let tool_ref = match subject {
+                        Some(c) => c.tool_ref(exposed),
+                        None => exposed.tool_ref(),
+                    };
+                    let mut e = event::rug_pull_detected(tool_ref, pinned, observed)
                         .server(s.server.clone())
                         .detail("step", STEP_PIN_CHECK)
                         .detail("changed", changed.clone());
                     if let Some(c) = subject {
-                        e = e.principal(c.principal).request_id(c.request_id);
+                        e = e
+                            .principal(&c.info.principal)
+                            .request_id(c.info.request_id.clone());
                     }
                     // Durable before anyone is told: a detected rug pull
                     // must survive a crash right after.
@@ -171,16 +193,10 @@ impl Forwarder {
 
     /// Records a refused call and returns its error. The caller is told the
     /// refusal even when the record cannot be written.
-    async fn refuse(
-        &self,
-        exposed: &Exposed,
-        info: &CallInfo,
-        reason: DenyReason,
-        error: ErrorData,
-    ) -> ErrorData {
+    async fn refuse(&self, info: &CallInfo, reason: DenyReason, error: ErrorData) -> ErrorData {
         let s = &*self.inner;
         let e = event::EventBuilder::new(EventKind::AuthorizationFailed, Outcome::Denied)
-            .tool(exposed.tool_ref())
+            .tool(event::tool_ref(&info.tool))
             .server(s.server.clone())
             .principal(&info.principal)
             .request_id(info.request_id.clone())
@@ -220,10 +236,7 @@ impl ServerHandler for Forwarder {
         let Some(exposed) = self.inner.exposed.get(&name) else {
             return Err(deny_error(&[DenyReason::UnknownTool { name }]));
         };
-        let subject = CallSubject {
-            principal: &info.principal,
-            request_id: &info.request_id,
-        };
+        let subject = CallSubject { info: &info };
 
         // Re-check the upstream's definitions before forwarding.
         let listed = match self.check(Some(&subject)).await {
@@ -233,7 +246,7 @@ impl ServerHandler for Forwarder {
                     detail: format!("the upstream's tools could not be checked: {detail}"),
                 };
                 let error = deny_error(std::slice::from_ref(&reason));
-                return Err(self.refuse(exposed, &info, reason, error).await);
+                return Err(self.refuse(&info, reason, error).await);
             }
         };
         if self.inner.pins.lock().await.is_blocked(&name) {
@@ -242,7 +255,7 @@ impl ServerHandler for Forwarder {
                 detail: "its definition changed upstream since it was pinned (rug pull)".into(),
             };
             let error = rug_pull_error(&exposed.settings.id);
-            return Err(self.refuse(exposed, &info, reason, error).await);
+            return Err(self.refuse(&info, reason, error).await);
         }
         if !listed.contains(&name) {
             let reason = DenyReason::ToolNotVerified {
@@ -250,7 +263,7 @@ impl ServerHandler for Forwarder {
                 detail: "the upstream no longer offers this tool".into(),
             };
             let error = deny_error(std::slice::from_ref(&reason));
-            return Err(self.refuse(exposed, &info, reason, error).await);
+            return Err(self.refuse(&info, reason, error).await);
         }
 
         // Forward the name and the arguments; nothing else of the request.
@@ -259,10 +272,7 @@ impl ServerHandler for Forwarder {
             Err(CallError::Rpc(mut e)) => {
                 // An upstream must not be able to forge an ETDI denial.
                 if ETDI_CODES.contains(&e.code.0) {
-                    e = ErrorData::internal_error(
-                        format!("upstream error: {}", e.message),
-                        None,
-                    );
+                    e = ErrorData::internal_error(format!("upstream error: {}", e.message), None);
                 }
                 Err(e)
             }
@@ -271,14 +281,15 @@ impl ServerHandler for Forwarder {
                     detail: format!("the upstream did not answer: {detail}"),
                 };
                 let s = &*self.inner;
-                let e = event::EventBuilder::new(EventKind::ToolInvocationCompleted, Outcome::Failure)
-                    .tool(exposed.tool_ref())
-                    .server(s.server.clone())
-                    .principal(&info.principal)
-                    .request_id(info.request_id.clone())
-                    .reason_code(reason.code())
-                    .reason(reason.to_string())
-                    .detail("step", STEP_FORWARD);
+                let e =
+                    event::EventBuilder::new(EventKind::ToolInvocationCompleted, Outcome::Failure)
+                        .tool(event::tool_ref(&info.tool))
+                        .server(s.server.clone())
+                        .principal(&info.principal)
+                        .request_id(info.request_id.clone())
+                        .reason_code(reason.code())
+                        .reason(reason.to_string())
+                        .detail("step", STEP_FORWARD);
                 if let Err(err) = s.audit.log_async(e).await {
                     eprintln!("etdi proxy: error: an upstream failure could not be audited: {err}");
                 }

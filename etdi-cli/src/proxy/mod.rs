@@ -55,18 +55,32 @@ pub struct ProxyArgs {
     /// Path of the gateway's TOML configuration file.
     #[arg(long, short)]
     pub config: PathBuf,
+    /// Re-approve TOOL: forget its pin (and any block) and pin what the
+    /// upstream offers now. If that differs from what was advertised
+    /// before, raise the tool's `version` in the configuration first.
+    /// Repeatable.
+    #[arg(long = "repin", value_name = "TOOL")]
+    pub repin: Vec<String>,
 }
 
 /// Runs the gateway until SIGTERM or Ctrl-C.
 pub fn run(args: &ProxyArgs, json: bool) -> Result<ExitCode, String> {
     // Everything is checked before anything is written.
     let config = config::load(&args.config).map_err(|e| e.0)?;
+    for tool in &args.repin {
+        if config.tool_settings(tool).is_none() {
+            return Err(format!(
+                "--repin {tool}: {} neither configures nor exposes a tool `{tool}`",
+                args.config.display()
+            ));
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let result = rt.block_on(serve(config, json));
+    let result = rt.block_on(serve(config, json, &args.repin));
     // Sessions still open downstream do not hold the exit up for long.
     rt.shutdown_timeout(Duration::from_secs(5));
     result.map(|()| ExitCode::SUCCESS)
@@ -106,7 +120,7 @@ impl Signals {
     }
 }
 
-async fn serve(mut config: Config, json: bool) -> Result<(), String> {
+async fn serve(mut config: Config, json: bool, repin: &[String]) -> Result<(), String> {
     let signals = Signals::new()?;
     let _lock = state::lock(&config.state_dir)?;
     state::create_dir(&config.audit_dir)?;
@@ -119,13 +133,18 @@ async fn serve(mut config: Config, json: bool) -> Result<(), String> {
     let sink = FileSink::builder(&config.audit_dir)
         .checkpoint_signer(Arc::new(audit_key))
         .open()
-        .map_err(|e| format!("cannot open the audit log in {}: {e}", config.audit_dir.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot open the audit log in {}: {e}",
+                config.audit_dir.display()
+            )
+        })?;
     let audit = AuditLog::builder()
         .sink(sink)
         .build()
         .map_err(|e| format!("cannot start the audit log: {e}"))?;
 
-    let served = serve_with(config, json, signals, attestation_key, paths, &audit).await;
+    let served = serve_with(config, json, signals, attestation_key, paths, &audit, repin).await;
 
     // Whatever happened, drain and sync the audit log and write its final
     // checkpoint before exiting.
@@ -153,6 +172,7 @@ async fn serve(mut config: Config, json: bool) -> Result<(), String> {
 
 /// Starts the upstream, pins its tools, serves until a signal, and stops
 /// the upstream. Returns the signal's name.
+#[allow(clippy::too_many_arguments)]
 async fn serve_with(
     config: Config,
     json: bool,
@@ -160,6 +180,7 @@ async fn serve_with(
     attestation_key: etdi_crypto::SigningKey,
     paths: state::Paths,
     audit: &AuditLog,
+    repin: &[String],
 ) -> Result<&'static str, String> {
     let Config {
         file,
@@ -174,6 +195,13 @@ async fn serve_with(
     } = &config;
     let resource = downstream.resource.clone();
     let mut pins = PinStore::open(&paths.pins)?;
+    // An operator's re-approval: forget the pin, pin again below.
+    let mut repinned = Vec::new();
+    for tool in repin {
+        if let Some(old) = pins.remove(tool)? {
+            repinned.push((tool.clone(), old.digest));
+        }
+    }
 
     let changed = Arc::new(Notify::new());
     let upstream = Upstream::connect(upstream_config, *upstream_timeout, changed.clone()).await?;
@@ -184,6 +212,27 @@ async fn serve_with(
             return Err(e);
         }
     };
+    for (tool, previous) in &repinned {
+        let Some(e) = exposed.get(tool) else {
+            continue;
+        };
+        let pinned = pins.get(tool).map(|p| p.digest.to_string());
+        let record = event::tool_approved(etdi_core::ToolRef {
+            id: e.settings.id.clone(),
+            name: Some(tool.clone()),
+            version: Some(e.settings.version.clone()),
+            digest: None,
+        })
+        .server(resource.clone())
+        .detail("step", STEP_PIN_CHECK)
+        .detail("repinned", true)
+        .detail("previous_digest", previous.to_string())
+        .detail("pinned_digest", pinned.unwrap_or_default());
+        audit
+            .log_durable_async(record)
+            .await
+            .map_err(|e| format!("audit log: {e}"))?;
+    }
     let blocked: Vec<String> = exposed
         .keys()
         .filter(|n| pins.is_blocked(n))
@@ -223,7 +272,11 @@ async fn serve_with(
         .bearer_auth(BearerAuth {
             verifier: downstream.verifier.clone(),
             resource: resource.clone(),
-            authorization_servers: downstream.issuers.iter().map(|i| i.issuer.clone()).collect(),
+            authorization_servers: downstream
+                .issuers
+                .iter()
+                .map(|i| i.issuer.clone())
+                .collect(),
             scopes_supported: downstream.scopes_supported.clone(),
             required_scopes: downstream.required_scopes.clone(),
             accept_client_certificates: downstream
@@ -239,6 +292,10 @@ async fn serve_with(
             return Err(format!("{}: {e}", file.display()));
         }
     };
+    if let Err(e) = check_versions(&server, &forwarder).await {
+        forwarder.upstream().shutdown().await;
+        return Err(format!("{}: {e}", file.display()));
+    }
     let options = etdi_server::http::HttpOptions {
         path: downstream.path.clone(),
         allowed_hosts: downstream.allowed_hosts.clone(),
@@ -266,7 +323,11 @@ async fn serve_with(
     let graceful = async move {
         let _ = stopped.wait_for(|v| *v).await;
     };
-    let scheme = if downstream.tls.is_some() { "https" } else { "http" };
+    let scheme = if downstream.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let mut serving = match &downstream.tls {
         None => tokio::spawn(async move {
             axum::serve(tcp, app)
@@ -343,6 +404,22 @@ async fn serve_with(
     watcher.abort();
     forwarder.upstream().shutdown().await;
     outcome
+}
+
+/// Records what the gateway advertises for each tool, refusing a changed
+/// definition whose version was not raised (downstream ETDI clients would
+/// block it as a rug pull).
+async fn check_versions<H>(server: &SecureServer<H>, forwarder: &Forwarder) -> Result<(), String> {
+    let mut pins = forwarder.pins().lock().await;
+    for tool in server.advertised_tools() {
+        let def = etdi_server::wire::from_mcp_tool(&tool)
+            .map_err(|e| format!("tool `{}`: {e}", tool.name))?;
+        let digest = def
+            .digest()
+            .map_err(|e| format!("tool `{}`: {e}", tool.name))?;
+        pins.advertise(def.name.as_str(), &def.version, digest)?;
+    }
+    Ok(())
 }
 
 /// Lists the upstream's tools, pins what is new, blocks what changed, and

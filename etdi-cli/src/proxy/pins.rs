@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use etdi_core::{Digest, Timestamp};
+use etdi_core::{Digest, Timestamp, ToolVersion};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -43,6 +43,18 @@ pub struct Block {
     pub changed: Vec<String>,
 }
 
+/// What the gateway last advertised downstream for a tool: the ETDI
+/// version and the §3 digest of the ETDI definition (upstream fields plus
+/// the configured id, version, provider and permissions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Advertised {
+    /// The ETDI version.
+    pub version: ToolVersion,
+    /// `ToolDefinition::digest` of the advertised definition.
+    pub digest: Digest,
+}
+
 /// One pinned upstream tool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +75,11 @@ pub struct Pin {
 struct PinFile {
     format: String,
     pins: BTreeMap<String, Pin>,
+    /// What the gateway advertised downstream for each tool, last time it
+    /// started. Kept apart from the pins: re-pinning a tool does not
+    /// forget what downstream clients have approved.
+    #[serde(default)]
+    advertised: BTreeMap<String, Advertised>,
 }
 
 /// What comparing an advertised tool with its pin found.
@@ -94,6 +111,7 @@ pub enum Observation {
 pub struct PinStore {
     path: PathBuf,
     pins: BTreeMap<String, Pin>,
+    advertised: BTreeMap<String, Advertised>,
 }
 
 /// The pinned form of an advertised tool: the object without `_meta`.
@@ -142,6 +160,7 @@ impl PinStore {
                 return Ok(PinStore {
                     path: path.to_path_buf(),
                     pins: BTreeMap::new(),
+                    advertised: BTreeMap::new(),
                 });
             }
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
@@ -170,6 +189,7 @@ impl PinStore {
         Ok(PinStore {
             path: path.to_path_buf(),
             pins: file.pins,
+            advertised: file.advertised,
         })
     }
 
@@ -183,13 +203,62 @@ impl PinStore {
         self.pins.get(name).is_some_and(|p| p.blocked.is_some())
     }
 
+    /// Forgets the pin of `name` (an operator's re-approval: the tool is
+    /// pinned again on its next sight) and writes the file. Returns the
+    /// removed pin.
+    pub fn remove(&mut self, name: &str) -> Result<Option<Pin>, String> {
+        let removed = self.pins.remove(name);
+        if removed.is_some() {
+            self.save()?;
+        }
+        Ok(removed)
+    }
+
+    /// Checks what the gateway is about to advertise for `name` against
+    /// what it advertised before, and records it. A changed definition must
+    /// come with a higher version: downstream ETDI clients block a changed
+    /// digest at the same version as a rug pull, and ask again for a lower
+    /// one. `Err` says what the operator must do.
+    pub fn advertise(
+        &mut self,
+        name: &str,
+        version: &ToolVersion,
+        digest: Digest,
+    ) -> Result<(), String> {
+        if !self.pins.contains_key(name) {
+            return Err(format!("tool `{name}` is not pinned"));
+        }
+        if let Some(before) = self.advertised.get(name) {
+            if before.digest == digest && &before.version == version {
+                return Ok(());
+            }
+            if before.digest != digest
+                && version.precedence(&before.version) != std::cmp::Ordering::Greater
+            {
+                return Err(format!(
+                    "what the gateway advertises for tool `{name}` changed since it last ran, but its version {version} is not higher than the {} advertised then; downstream ETDI clients would refuse the change as a rug pull, so raise [tools.{name}].version",
+                    before.version
+                ));
+            }
+        }
+        self.advertised.insert(
+            name.to_owned(),
+            Advertised {
+                version: version.clone(),
+                digest,
+            },
+        );
+        self.save()
+    }
+
     fn save(&self) -> Result<(), String> {
         let file = PinFile {
             format: FORMAT.to_owned(),
             pins: self.pins.clone(),
+            advertised: self.advertised.clone(),
         };
-        let mut bytes = serde_json::to_vec_pretty(&file)
-            .map_err(|e| format!("cannot encode the pins: {e}"))?;
+        let mut bytes =
+            serde_json::to_vec_pretty(&file).map_err(|e| format!("cannot encode the pins: {e}"))?;
         bytes.push(b'\n');
         state::write_atomically(&self.path, &bytes, 0o600)
     }
@@ -267,7 +336,8 @@ mod tests {
     use std::sync::Arc;
 
     fn tool(description: &str) -> rmcp::model::Tool {
-        let schema = serde_json::json!({"type": "object", "properties": {"city": {"type": "string"}}});
+        let schema =
+            serde_json::json!({"type": "object", "properties": {"city": {"type": "string"}}});
         rmcp::model::Tool::new(
             "get_forecast",
             description.to_owned(),
@@ -305,8 +375,39 @@ mod tests {
         assert!(matches!(o, Observation::Blocked { new: false, .. }));
 
         // The block is on disk.
-        let reopened = PinStore::open(&path).unwrap();
+        let mut reopened = PinStore::open(&path).unwrap();
         assert!(reopened.is_blocked("get_forecast"));
+        // An operator's re-approval forgets the pin; the next sight pins
+        // what the upstream offers now.
+        assert!(reopened.remove("get_forecast").unwrap().is_some());
+        let (o, _) = reopened
+            .observe("get_forecast", &tool("Forecast v2"))
+            .unwrap();
+        assert!(matches!(o, Observation::Pinned { .. }));
+        assert!(!PinStore::open(&path).unwrap().is_blocked("get_forecast"));
+    }
+
+    #[test]
+    fn a_changed_advertisement_needs_a_higher_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = PinStore::open(&dir.path().join("pins.json")).unwrap();
+        store.observe("get_forecast", &tool("Forecast")).unwrap();
+        let v = |s: &str| ToolVersion::parse(s).unwrap();
+        let d = |b: u8| Digest::from_bytes([b; 32]);
+        store.advertise("get_forecast", &v("1.0.0"), d(1)).unwrap();
+        store.advertise("get_forecast", &v("1.0.0"), d(1)).unwrap();
+        let e = store
+            .advertise("get_forecast", &v("1.0.0+b"), d(2))
+            .unwrap_err();
+        assert!(e.contains("raise [tools.get_forecast].version"), "{e}");
+        assert!(store.advertise("get_forecast", &v("0.9.0"), d(2)).is_err());
+        store.advertise("get_forecast", &v("1.1.0"), d(2)).unwrap();
+        // The same definition under another version is fine.
+        store.advertise("get_forecast", &v("1.2.0"), d(2)).unwrap();
+        // Re-pinning does not forget what was advertised.
+        store.remove("get_forecast").unwrap();
+        store.observe("get_forecast", &tool("Forecast v3")).unwrap();
+        assert!(store.advertise("get_forecast", &v("1.2.0"), d(3)).is_err());
     }
 
     #[test]

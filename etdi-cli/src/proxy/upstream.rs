@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientConfig, ClientRequest,
-    ErrorData, Implementation, JsonObject, ListToolsRequest, PaginatedRequestParams,
-    ServerResult, Tool,
+    ErrorData, Implementation, JsonObject, ListToolsRequest, PaginatedRequestParams, ServerResult,
+    Tool,
 };
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
@@ -124,7 +124,9 @@ impl Upstream {
                 let transport = StreamableHttpClientTransport::from_config(cfg);
                 tokio::time::timeout(timeout, handler.serve(transport))
                     .await
-                    .map_err(|_| format!("the upstream {url} did not initialize within {timeout:?}"))?
+                    .map_err(|_| {
+                        format!("the upstream {url} did not initialize within {timeout:?}")
+                    })?
                     .map_err(|e| format!("the upstream {url} failed to initialize: {e}"))?
             }
         };
@@ -150,7 +152,12 @@ impl Upstream {
             });
             let answer = tokio::time::timeout(self.timeout, self.peer.send_request(request))
                 .await
-                .map_err(|_| format!("the upstream did not list its tools within {:?}", self.timeout))?
+                .map_err(|_| {
+                    format!(
+                        "the upstream did not list its tools within {:?}",
+                        self.timeout
+                    )
+                })?
                 .map_err(|e| format!("the upstream did not list its tools: {e}"))?;
             let ServerResult::ListToolsResult(page) = answer else {
                 return Err("the upstream answered tools/list with something else".into());
@@ -181,9 +188,7 @@ impl Upstream {
         }
         let answer = tokio::time::timeout(self.timeout, self.peer.call_tool_once(params))
             .await
-            .map_err(|_| {
-                CallError::Unavailable(format!("no answer within {:?}", self.timeout))
-            })?;
+            .map_err(|_| CallError::Unavailable(format!("no answer within {:?}", self.timeout)))?;
         match answer {
             Ok(CallToolResponse::Complete(r)) => Ok(r),
             Ok(_) => Err(CallError::Unavailable(
