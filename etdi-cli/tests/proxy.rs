@@ -100,17 +100,18 @@ fn first_line(child: &mut Child, limit: Duration, what: &str) -> (String, Arc<Mu
     (line, rest)
 }
 
-/// Collects a child's stderr in the background (for failure messages).
-fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+/// Collects a child's stderr in the background (for failure messages);
+/// the thread ends when the child closes it.
+fn collect_stderr(child: &mut Child) -> (Arc<Mutex<String>>, std::thread::JoinHandle<()>) {
     let stderr = child.stderr.take().unwrap();
     let buf = Arc::new(Mutex::new(String::new()));
     let sink = buf.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = BufReader::new(stderr).read_to_string(&mut s);
         sink.lock().unwrap().push_str(&s);
     });
-    buf
+    (buf, reader)
 }
 
 /// The in-test OAuth issuer: an ES256 key whose public half the gateway
@@ -159,6 +160,8 @@ enum UpstreamKind {
 struct World {
     dir: tempfile::TempDir,
     issuer: Issuer,
+    /// Serve HTTPS with client certificates (see [`World::make_pki`]).
+    tls: std::cell::Cell<bool>,
 }
 
 impl World {
@@ -166,6 +169,7 @@ impl World {
         let w = World {
             dir: tempfile::tempdir().unwrap(),
             issuer: Issuer::new(),
+            tls: std::cell::Cell::new(false),
         };
         w.set_description(ORIGINAL);
         std::fs::write(w.path("jwks.json"), w.issuer.jwks().to_string()).unwrap();
@@ -179,6 +183,7 @@ permissions = ["weather:read"]
 
 [assignments]
 carol = ["forecaster"]
+"spiffe://example.org/ns/agents/sa/forecaster" = ["forecaster"]
 "#,
         )
         .unwrap();
@@ -237,6 +242,17 @@ carol = ["forecaster"]
                 s
             }
         };
+        let tls = if self.tls.get() {
+            r#"
+[downstream.tls]
+cert_file = "server.pem"
+key_file = "server-key.pem"
+client_ca_file = "ca.pem"
+accept_client_certificates = true
+"#
+        } else {
+            ""
+        };
         let text = format!(
             r#"# etdi proxy in front of the Python weather server.
 name = "weather-gateway"
@@ -256,7 +272,7 @@ issuer = "{ISSUER}"
 jwks_file = "jwks.json"
 algorithms = ["ES256"]
 require_at_jwt = true
-
+{tls}
 [provider]
 id = "{PROVIDER}"
 name = "Example Weather"
@@ -302,7 +318,7 @@ permissions = ["weather:admin"]
             cmd.env("UPSTREAM_TOKEN", t);
         }
         let mut child = cmd.spawn().expect("the etdi binary starts");
-        let stderr = collect_stderr(&mut child);
+        let (stderr, _) = collect_stderr(&mut child);
         let (line, stdout) = first_line(&mut child, Duration::from_secs(90), "etdi proxy");
         if line.is_empty() {
             // Stdout closed: the proxy exited; its error is on stderr.
@@ -336,6 +352,53 @@ permissions = ["weather:admin"]
     }
 }
 
+impl World {
+    /// A CA, a server certificate for 127.0.0.1 and a client certificate
+    /// whose identity is a SPIFFE ID, as PEM files; turns HTTPS on.
+    fn make_pki(&self) {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose, SanType,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca.distinguished_name
+            .push(DnType::CommonName, "proxy test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf = |sans: Vec<SanType>, usage: ExtendedKeyUsagePurpose| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.subject_alt_names = sans;
+            p.distinguished_name.push(DnType::CommonName, "leaf");
+            p.extended_key_usages = vec![usage];
+            (p.signed_by(&key, &issuer).unwrap(), key)
+        };
+        let (server, server_key) = leaf(
+            vec![SanType::IpAddress(std::net::IpAddr::V4(
+                std::net::Ipv4Addr::LOCALHOST,
+            ))],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (client, client_key) = leaf(
+            vec![SanType::URI(
+                "spiffe://example.org/ns/agents/sa/forecaster"
+                    .try_into()
+                    .unwrap(),
+            )],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        std::fs::write(self.path("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(self.path("server.pem"), server.pem()).unwrap();
+        std::fs::write(self.path("server-key.pem"), server_key.serialize_pem()).unwrap();
+        std::fs::write(self.path("client.pem"), client.pem()).unwrap();
+        std::fs::write(self.path("client-key.pem"), client_key.serialize_pem()).unwrap();
+        self.tls.set(true);
+    }
+}
+
 fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
@@ -352,25 +415,41 @@ struct Proxy {
 impl Proxy {
     /// Calls `tool` through the proxy with the Python MCP client.
     fn call(&self, token: &str, tool: &str, args: Value) -> Value {
-        let mut child = Command::new(python())
-            .arg(repo().join("interop/python/proxy_client_check.py"))
-            .args([&self.url, tool, &args.to_string()])
-            .env("ETDI_PROXY_TOKEN", token)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python starts");
-        let stderr = collect_stderr(&mut child);
-        let (line, _) = first_line(&mut child, Duration::from_secs(90), "the Python client");
-        let status = wait_bounded(&mut child, Duration::from_secs(30), "the Python client");
+        let (ok, line, stderr) = self.call_with(token, tool, args, &[]);
         assert!(
-            status.success(),
-            "python client failed: {}\nproxy stderr: {}",
-            stderr.lock().unwrap(),
+            ok,
+            "python client failed: {stderr}\nproxy stderr: {}",
             self.stderr.lock().unwrap()
         );
         serde_json::from_str(line.trim())
             .unwrap_or_else(|e| panic!("bad client output {e}: {line}"))
+    }
+
+    /// Runs the Python client with extra environment `env`; returns whether
+    /// it succeeded, its stdout line and its stderr.
+    fn call_with(
+        &self,
+        token: &str,
+        tool: &str,
+        args: Value,
+        env: &[(&str, PathBuf)],
+    ) -> (bool, String, String) {
+        let mut child = Command::new(python())
+            .arg(repo().join("interop/python/proxy_client_check.py"))
+            .args([&self.url, tool, &args.to_string()])
+            .env("ETDI_PROXY_TOKEN", token)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python starts");
+        let (stderr, reader) = collect_stderr(&mut child);
+        let (line, _) = first_line(&mut child, Duration::from_secs(90), "the Python client");
+        let status = wait_bounded(&mut child, Duration::from_secs(30), "the Python client");
+        // The child has exited, so its stderr is at EOF.
+        reader.join().unwrap();
+        let err = stderr.lock().unwrap().clone();
+        (status.success(), line, err)
     }
 
     /// Sends SIGTERM and returns the exit status and the last stdout line.
@@ -844,6 +923,65 @@ fn requests_without_a_valid_token_get_401() {
             .count()
             >= 2,
         "{events:#?}"
+    );
+    verify_audit(&world);
+}
+
+#[test]
+fn https_with_a_client_certificate_authenticates_without_a_token() {
+    let world = World::new();
+    world.make_pki();
+    let proxy = world.start(&UpstreamKind::Stdio);
+    assert!(proxy.url.starts_with("https://127.0.0.1:"), "{}", proxy.url);
+    let ca = ("ETDI_PROXY_CA", world.path("ca.pem"));
+    let identity = [
+        ca.clone(),
+        ("ETDI_PROXY_CLIENT_CERT", world.path("client.pem")),
+        ("ETDI_PROXY_CLIENT_KEY", world.path("client-key.pem")),
+    ];
+
+    // The certificate's SPIFFE ID is the principal; the policy file gives
+    // it the role that grants weather:read.
+    let (ok, line, stderr) =
+        proxy.call_with("", "get_forecast", json!({"city": "Nairobi"}), &identity);
+    assert!(ok, "{stderr}");
+    let out: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(out["call"]["isError"], false, "{out}");
+    assert!(
+        out["call"]["text"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Forecast for Nairobi")
+    );
+    // The same identity may not call what its role does not grant.
+    let (ok, line, stderr) =
+        proxy.call_with("", "set_description", json!({"text": "x"}), &identity);
+    assert!(ok, "{stderr}");
+    let out: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(out["error"]["code"], -32010, "{out}");
+
+    // Without a client certificate the TLS handshake is refused.
+    // (With TLS 1.3 the client sees either the server's alert or the
+    // connection closing, depending on timing.)
+    let (ok, line, stderr) = proxy.call_with("", "get_forecast", json!({"city": "Nairobi"}), &[ca]);
+    assert!(!ok, "a client without a certificate got through: {line}");
+    assert!(line.is_empty(), "no MCP answer expected: {line}");
+    assert!(
+        ["SSL", "ReadError", "ConnectError", "RemoteProtocolError"]
+            .iter()
+            .any(|m| stderr.contains(m)),
+        "not a transport failure: {stderr}"
+    );
+
+    let (status, _, stderr) = proxy.terminate();
+    assert!(status.success(), "{stderr}");
+    let events = audit_events(&world.path("audit"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "tool_invocation_completed"
+                && e["outcome"] == "success"
+                && e["principal"]["subject"] == "spiffe://example.org/ns/agents/sa/forecaster")
     );
     verify_audit(&world);
 }

@@ -6,7 +6,10 @@ Run by etdi-cli/tests/proxy.rs:
     ETDI_PROXY_TOKEN=<bearer token> proxy_client_check.py <endpoint url> <tool> <arguments as JSON>
 
 (The token travels in the environment, not on the command line where other
-processes could read it.)
+processes could read it; an empty token sends no `Authorization` header.)
+For HTTPS, `ETDI_PROXY_CA` names the CA bundle to trust, and
+`ETDI_PROXY_CLIENT_CERT` / `ETDI_PROXY_CLIENT_KEY` a client certificate and
+key (PEM) for mutual TLS.
 
 It initializes, lists the tools and calls <tool> once, then prints one JSON
 object on stdout: the ETDI capability, the listed tools (with `_meta`), and
@@ -18,6 +21,7 @@ failure exits non-zero with the traceback on stderr.
 import asyncio
 import json
 import os
+import ssl
 import sys
 
 import httpx2
@@ -27,8 +31,13 @@ from mcp.client.streamable_http import streamable_http_client
 
 async def main(url, token, tool, arguments):
     out = {}
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    verify = True
+    if os.environ.get("ETDI_PROXY_CA"):
+        verify = ssl.create_default_context(cafile=os.environ["ETDI_PROXY_CA"])
+        if os.environ.get("ETDI_PROXY_CLIENT_CERT"):
+            verify.load_cert_chain(os.environ["ETDI_PROXY_CLIENT_CERT"], os.environ["ETDI_PROXY_CLIENT_KEY"])
+    async with httpx2.AsyncClient(headers=headers, timeout=30, verify=verify) as http:
         async with streamable_http_client(url, http_client=http) as streams:
             read, write = streams[0], streams[1]
             async with ClientSession(read, write) as session:

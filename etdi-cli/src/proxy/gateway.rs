@@ -60,7 +60,7 @@ impl Exposed {
 }
 
 struct Inner {
-    upstream: Upstream,
+    upstream: Arc<Upstream>,
     pins: tokio::sync::Mutex<PinStore>,
     exposed: BTreeMap<String, Exposed>,
     audit: AuditLog,
@@ -110,7 +110,7 @@ fn rug_pull_error(tool: &etdi_core::ToolId) -> ErrorData {
 impl Forwarder {
     /// A forwarder for `exposed` tools (already pinned in `pins`).
     pub fn new(
-        upstream: Upstream,
+        upstream: Arc<Upstream>,
         pins: PinStore,
         exposed: BTreeMap<String, Exposed>,
         audit: AuditLog,
@@ -125,11 +125,6 @@ impl Forwarder {
                 server,
             }),
         }
-    }
-
-    /// The upstream connection (for shutdown).
-    pub fn upstream(&self) -> &Upstream {
-        &self.inner.upstream
     }
 
     /// The pins (for the start-up version check).

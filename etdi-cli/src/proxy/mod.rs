@@ -144,7 +144,15 @@ async fn serve(mut config: Config, json: bool, repin: &[String]) -> Result<(), S
         .build()
         .map_err(|e| format!("cannot start the audit log: {e}"))?;
 
-    let served = serve_with(config, json, signals, attestation_key, paths, &audit, repin).await;
+    let prepared = Prepared {
+        json,
+        signals,
+        attestation_key,
+        paths,
+        audit: &audit,
+        repin,
+    };
+    let served = serve_with(config, prepared).await;
 
     // Whatever happened, drain and sync the audit log and write its final
     // checkpoint before exiting.
@@ -170,49 +178,73 @@ async fn serve(mut config: Config, json: bool, repin: &[String]) -> Result<(), S
     }
 }
 
-/// Starts the upstream, pins its tools, serves until a signal, and stops
-/// the upstream. Returns the signal's name.
-#[allow(clippy::too_many_arguments)]
-async fn serve_with(
-    config: Config,
+/// What `serve` prepared before the upstream is started.
+struct Prepared<'a> {
     json: bool,
-    mut signals: Signals,
+    signals: Signals,
     attestation_key: etdi_crypto::SigningKey,
     paths: state::Paths,
-    audit: &AuditLog,
-    repin: &[String],
+    audit: &'a AuditLog,
+    repin: &'a [String],
+}
+
+/// Starts the upstream, serves until a signal, and stops the upstream
+/// (whatever happened). Returns the signal's name.
+async fn serve_with(config: Config, prepared: Prepared<'_>) -> Result<&'static str, String> {
+    let mut pins = PinStore::open(&prepared.paths.pins)?;
+    // An operator's re-approval: forget the pin, pin again on first sight.
+    let mut repinned = Vec::new();
+    for tool in prepared.repin {
+        if let Some(old) = pins.remove(tool)? {
+            repinned.push((tool.clone(), old.digest));
+        }
+    }
+    let changed = Arc::new(Notify::new());
+    let upstream = Arc::new(
+        Upstream::connect(&config.upstream, config.upstream_timeout, changed.clone()).await?,
+    );
+    let result = serve_connected(
+        &config,
+        prepared,
+        pins,
+        &repinned,
+        upstream.clone(),
+        changed,
+    )
+    .await;
+    upstream.shutdown().await;
+    result
+}
+
+/// Pins the upstream's tools, builds the secure server in front of them and
+/// serves it until a signal.
+async fn serve_connected(
+    config: &Config,
+    prepared: Prepared<'_>,
+    mut pins: PinStore,
+    repinned: &[(String, etdi_core::Digest)],
+    upstream: Arc<Upstream>,
+    changed: Arc<Notify>,
 ) -> Result<&'static str, String> {
+    let Prepared {
+        json,
+        mut signals,
+        attestation_key,
+        audit,
+        ..
+    } = prepared;
     let Config {
         file,
         name,
-        upstream: upstream_config,
-        upstream_timeout,
         downstream,
         provider,
         signing,
         policy,
         ..
-    } = &config;
+    } = config;
     let resource = downstream.resource.clone();
-    let mut pins = PinStore::open(&paths.pins)?;
-    // An operator's re-approval: forget the pin, pin again below.
-    let mut repinned = Vec::new();
-    for tool in repin {
-        if let Some(old) = pins.remove(tool)? {
-            repinned.push((tool.clone(), old.digest));
-        }
-    }
-
-    let changed = Arc::new(Notify::new());
-    let upstream = Upstream::connect(upstream_config, *upstream_timeout, changed.clone()).await?;
-    let exposed = match pin_at_start(&config, &upstream, &mut pins, audit).await {
-        Ok(e) => e,
-        Err(e) => {
-            upstream.shutdown().await;
-            return Err(e);
-        }
-    };
-    for (tool, previous) in &repinned {
+    let exposed = pin_at_start(config, &upstream, &mut pins, audit).await?;
+    for (tool, previous) in repinned {
         let Some(e) = exposed.get(tool) else {
             continue;
         };
@@ -259,7 +291,7 @@ async fn serve_with(
             Some(format!("{scheme}://{host}"))
         })
         .unwrap_or_else(|| resource.clone());
-    let built = SecureServer::builder(name.clone())
+    let server = SecureServer::builder(name.clone())
         .audience(resource.clone())
         .provider(provider.0.clone(), provider.1.clone())
         .policy_document(policy.clone())
@@ -284,37 +316,21 @@ async fn serve_with(
                 .as_ref()
                 .is_some_and(|t| t.accept_client_certificates),
         })
-        .wrap(forwarder.clone(), tools);
-    let server = match built {
-        Ok(s) => s,
-        Err(e) => {
-            forwarder.upstream().shutdown().await;
-            return Err(format!("{}: {e}", file.display()));
-        }
-    };
-    if let Err(e) = check_versions(&server, &forwarder).await {
-        forwarder.upstream().shutdown().await;
-        return Err(format!("{}: {e}", file.display()));
-    }
+        .wrap(forwarder.clone(), tools)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    check_versions(&server, &forwarder)
+        .await
+        .map_err(|e| format!("{}: {e}", file.display()))?;
     let options = etdi_server::http::HttpOptions {
         path: downstream.path.clone(),
         allowed_hosts: downstream.allowed_hosts.clone(),
         ..Default::default()
     };
-    let app = match etdi_server::http::router(server, options) {
-        Ok(a) => a,
-        Err(e) => {
-            forwarder.upstream().shutdown().await;
-            return Err(format!("{}: {e}", file.display()));
-        }
-    };
-    let tcp = match tokio::net::TcpListener::bind(downstream.listen).await {
-        Ok(t) => t,
-        Err(e) => {
-            forwarder.upstream().shutdown().await;
-            return Err(format!("cannot listen on {}: {e}", downstream.listen));
-        }
-    };
+    let app = etdi_server::http::router(server, options)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let tcp = tokio::net::TcpListener::bind(downstream.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", downstream.listen))?;
     let local = tcp
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
@@ -402,7 +418,6 @@ async fn serve_with(
         serving.abort();
     }
     watcher.abort();
-    forwarder.upstream().shutdown().await;
     outcome
 }
 
