@@ -452,10 +452,17 @@ impl Proxy {
         (status.success(), line, err)
     }
 
-    /// Sends SIGTERM and returns the exit status and the last stdout line.
-    fn terminate(mut self) -> (std::process::ExitStatus, Value, String) {
+    /// Sends SIGTERM and returns the exit status, the last stdout line and
+    /// stderr.
+    fn terminate(self) -> (std::process::ExitStatus, Value, String) {
+        self.signal("-TERM")
+    }
+
+    /// Sends `signal` (a `kill` option such as `-INT`) and returns as
+    /// [`Proxy::terminate`] does.
+    fn signal(mut self, signal: &str) -> (std::process::ExitStatus, Value, String) {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
         assert!(sent.success());
         let status = wait_bounded(&mut self.child, Duration::from_secs(30), "etdi proxy");
         // The stdout reader thread finishes at EOF.
@@ -987,7 +994,7 @@ fn https_with_a_client_certificate_authenticates_without_a_token() {
 }
 
 #[test]
-fn sigterm_exits_zero_with_the_last_call_durable() {
+fn sigterm_and_ctrl_c_exit_zero_with_the_last_call_durable() {
     let world = World::new();
     let proxy = world.start(&UpstreamKind::Stdio);
     let alice = world.issuer.token("alice", "weather:read");
@@ -1014,9 +1021,17 @@ fn sigterm_exits_zero_with_the_last_call_durable() {
     assert_eq!(last_event["principal"]["subject"], "alice");
     assert_eq!(last_event["tool"]["id"], TOOL_ID);
     // The state directory's lock is released: a new gateway can start.
+    // Ctrl-C (SIGINT) stops it the same orderly way.
     let again = world.start(&UpstreamKind::Stdio);
-    let (status, _, stderr) = again.terminate();
-    assert!(status.success(), "{stderr}");
+    let out = again.call(&alice, "get_forecast", json!({"city": "Lima"}));
+    assert_eq!(out["call"]["isError"], false, "{out}");
+    let (status, last, stderr) = again.signal("-INT");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(last["signal"], "SIGINT");
+    let report = verify_audit(&world);
+    assert_eq!(report.unanchored, 0);
+    let events = audit_events(&world.path("audit"));
+    assert_eq!(events.last().unwrap()["kind"], "tool_invocation_completed");
 }
 
 #[test]

@@ -151,7 +151,9 @@ impl Forwarder {
                 if let Some(e) = persist_error {
                     // The block holds in memory; the operator must know it
                     // is not on disk.
-                    eprintln!("etdi proxy: warning: the pin file could not be written: {e}");
+                    super::warn(format_args!(
+                        "warning: the pin file could not be written: {e}"
+                    ));
                 }
                 if let Observation::Blocked {
                     pinned,
@@ -199,7 +201,9 @@ impl Forwarder {
             .reason(reason.to_string())
             .detail("step", STEP_PIN_CHECK);
         if let Err(err) = s.audit.log_durable_async(e).await {
-            eprintln!("etdi proxy: error: a refused call could not be audited: {err}");
+            super::warn(format_args!(
+                "error: a refused call could not be audited: {err}"
+            ));
         }
         error
     }
@@ -286,7 +290,9 @@ impl ServerHandler for Forwarder {
                         .reason(reason.to_string())
                         .detail("step", STEP_FORWARD);
                 if let Err(err) = s.audit.log_async(e).await {
-                    eprintln!("etdi proxy: error: an upstream failure could not be audited: {err}");
+                    super::warn(format_args!(
+                        "error: an upstream failure could not be audited: {err}"
+                    ));
                 }
                 Err(deny_error(&[reason]))
             }

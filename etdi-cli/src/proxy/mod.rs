@@ -86,13 +86,24 @@ pub fn run(args: &ProxyArgs, json: bool) -> Result<ExitCode, String> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// Prints one status line: JSON with `--json`, text otherwise.
+/// Prints one status line on stdout: JSON with `--json`, text otherwise.
+/// A closed stdout is not a reason to stop (or panic) a gateway.
 fn status(json: bool, value: serde_json::Value, text: String) {
-    if json {
-        println!("{value}");
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = if json {
+        writeln!(out, "{value}")
     } else {
-        println!("etdi proxy: {text}");
-    }
+        writeln!(out, "etdi proxy: {text}")
+    };
+    let _ = out.flush();
+}
+
+/// Tells the operator something on stderr (never panics, unlike
+/// `eprintln!` on a closed stderr).
+pub(crate) fn warn(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "etdi proxy: {text}");
 }
 
 /// SIGTERM and SIGINT, registered before the gateway starts serving so that
@@ -377,7 +388,9 @@ async fn serve_connected(
             loop {
                 changed.notified().await;
                 if let Err(e) = f.recheck().await {
-                    eprintln!("etdi proxy: warning: re-checking the upstream's tools failed: {e}");
+                    warn(format_args!(
+                        "warning: re-checking the upstream's tools failed: {e}"
+                    ));
                 }
             }
         })
