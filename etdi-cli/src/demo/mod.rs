@@ -70,7 +70,7 @@ pub fn run(json_out: bool) -> ExitCode {
         Ok(env) => env,
         Err(e) => {
             // Every step that did not run is reported as failed.
-            report.fill_remaining(&format!("not run: {e}"));
+            report.fill_remaining(&e);
             json!({"error": e})
         }
     };
@@ -97,8 +97,8 @@ fn run_in(report: &mut Report) -> Result<serde_json::Value, String> {
             Err(_) => return Err("starting the demo took too long".to_owned()),
         };
         report.preamble(&format!(
-            "ETDI demo: an AI agent, a tool server and an OAuth token issuer, all started on this \
-             machine (127.0.0.1 only).\n\
+            "ETDI demo: an AI agent, a tool server and an OAuth token issuer, all started on\n\
+             this machine and talking over 127.0.0.1 only.\n\
              \x20 token issuer  {}  (OAuth metadata, JWKS, client-credentials tokens, ES256)\n\
              \x20 tool server   {}  (read_file and write_file, signed by com.example)\n\
              \x20 agent         demo-agent; its approval file and both audit logs are in\n\

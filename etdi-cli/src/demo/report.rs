@@ -77,6 +77,21 @@ pub const STEPS: [StepInfo; 7] = [
     },
 ];
 
+/// Prints one line (and its newline) on standard output. A closed output
+/// (a reader that went away) ends printing quietly instead of panicking; the
+/// exit status still tells the outcome.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        say(&format!($($arg)*))
+    };
+}
+
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
 /// Text width of the report.
 const WIDTH: usize = 92;
 /// Indentation of a step's body.
@@ -121,7 +136,7 @@ impl Report {
     /// Prints the lines before the first step (text mode only).
     pub fn preamble(&self, text: &str) {
         if !self.json {
-            println!("{text}");
+            say!("{text}");
         }
     }
 
@@ -138,13 +153,13 @@ impl Report {
         }
         if !self.json {
             let mark = if passed { "PASS" } else { "FAIL" };
-            println!("[{mark}] {number}. {}", info.title);
-            println!("{}", wrap(&story, INDENT));
+            say!("[{mark}] {number}. {}", info.title);
+            say!("{}", wrap(&story, INDENT));
             if !passed {
-                println!("{}", wrap(&format!("expected: {}", info.expected), INDENT));
+                say!("{}", wrap(&format!("expected: {}", info.expected), INDENT));
             }
             let label = if passed { "evidence" } else { "observed" };
-            println!("{}\n", wrap(&format!("{label}: {observed}"), INDENT));
+            say!("{}\n", wrap(&format!("{label}: {observed}"), INDENT));
         }
         self.steps.push(json!({
             "number": number,
@@ -158,10 +173,35 @@ impl Report {
         }));
     }
 
-    /// Reports every step not reported yet as failed with `why`.
+    /// Reports every step not reported yet as failed because it could not
+    /// run, for `why`: said once in text, recorded with each step in JSON.
     pub fn fill_remaining(&mut self, why: &str) {
-        for info in STEPS.iter().skip(self.steps.len()) {
-            self.step(info, Err(why.to_owned()));
+        let first = self.steps.len();
+        if first >= STEPS.len() {
+            return;
+        }
+        if !self.json {
+            say!("{}\n", wrap(&format!("etdi demo stopped: {why}"), ""));
+        }
+        for info in STEPS.iter().skip(first) {
+            let number = self.steps.len() + 1;
+            if !self.json {
+                say!("[FAIL] {number}. {} (not run)", info.title);
+            }
+            self.failed.push(info.id);
+            self.steps.push(json!({
+                "number": number,
+                "id": info.id,
+                "title": info.title,
+                "passed": false,
+                "story": info.tried,
+                "expected": info.expected,
+                "observed": format!("not run: {why}"),
+                "details": Value::Null,
+            }));
+        }
+        if !self.json {
+            say("");
         }
     }
 
@@ -172,17 +212,18 @@ impl Report {
 
     /// The one-line summary.
     pub fn summary(&self) -> String {
-        let total = self.steps.len();
+        let failed = self.failed.len();
+        let passed = self.steps.len() - failed;
         if self.all_passed() {
             format!(
-                "{total} of {total} steps passed: ETDI allowed the legitimate signed call, refused the \
+                "{passed} passed, 0 failed: ETDI allowed the legitimate signed call, refused the \
                  missing scope, the over-long call chain, the replay and the rug pull, and kept a \
                  verifiable audit log of every decision."
             )
         } else {
             format!(
-                "{} of {total} steps passed; failed: {}.",
-                total - self.failed.len(),
+                "{passed} passed, {failed} failed ({}); each failed step says what \
+                 happened instead.",
                 self.failed.join(", ")
             )
         }
@@ -193,7 +234,7 @@ impl Report {
     pub fn finish(&self, environment: Value) {
         let passed = self.steps.len() - self.failed.len();
         if self.json {
-            println!(
+            say!(
                 "{}",
                 json!({
                     "demo": "etdi",
@@ -206,7 +247,7 @@ impl Report {
                 })
             );
         } else {
-            println!("{}", wrap(&self.summary(), ""));
+            say!("{}", wrap(&self.summary(), ""));
         }
     }
 }

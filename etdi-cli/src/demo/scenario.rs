@@ -265,7 +265,12 @@ pub async fn setup(dir: &Path) -> Result<World, String> {
         .map_err(|e| format!("token verifier: {e}"))?;
     within("fetching the issuer's metadata and keys", tokens.warm_up())
         .await?
-        .map_err(|e| format!("fetching the issuer's metadata and keys: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "fetching the issuer's metadata and keys: {e} (the demo talks only to \
+                 127.0.0.1; is the loopback interface up?)"
+            )
+        })?;
 
     let server_audit_dir = dir.join("server-audit");
     let client_audit_dir = dir.join("agent-audit");
@@ -400,6 +405,13 @@ impl World {
         let catalog = within("listing the tools", client.catalog())
             .await?
             .map_err(|e| format!("listing the tools: {e}"))?;
+        self.record_discovery(&catalog).await?;
+        Ok((client, catalog))
+    }
+
+    /// Writes a discovery round's events (verifications, approvals, rug
+    /// pulls) to the agent's audit log.
+    async fn record_discovery(&self, catalog: &ToolCatalog) -> Result<(), String> {
         for event in catalog.events() {
             within(
                 "writing the agent's audit log",
@@ -408,7 +420,7 @@ impl World {
             .await?
             .map_err(|e| format!("agent audit log: {e}"))?;
         }
-        Ok((client, catalog))
+        Ok(())
     }
 
     /// The server's audit events so far.
@@ -447,7 +459,7 @@ pub async fn run(world: &World, report: &mut Report) {
     let (full, reader) = match (full, reader) {
         (Ok((f, _)), Ok((r, _))) => (f, r),
         (Err(e), _) | (_, Err(e)) => {
-            report.fill_remaining(&format!("not run: the agent could not connect: {e}"));
+            report.fill_remaining(&format!("the agent could not connect: {e}"));
             return;
         }
     };
@@ -456,13 +468,12 @@ pub async fn run(world: &World, report: &mut Report) {
     report.step(scope, step_missing_scope(world, &reader).await);
     report.step(depth, step_call_depth(world, &reader).await);
     report.step(replay, step_replay(world, &full).await);
-    // The agent's sessions end before the server changes.
+    report.step(rug, step_rug_pull(world, &full).await);
     let _ = within("closing the agent's sessions", async {
         let _ = full.close().await;
         let _ = reader.close().await;
     })
     .await;
-    report.step(rug, step_rug_pull(world).await);
     report.step(audit, step_audit(world).await);
 }
 
@@ -760,14 +771,16 @@ async fn step_replay(world: &World, full: &SecureClient) -> Outcome {
     })
 }
 
-async fn step_rug_pull(world: &World) -> Outcome {
+async fn step_rug_pull(world: &World, client: &SecureClient) -> Outcome {
     let before = world.server_events().await?.len();
     world.rug_pulled.store(true, Ordering::SeqCst);
-    // The agent connects again (as after a server restart) and re-lists.
-    let (client, catalog) = world.connect(&world.full_token).await?;
-    let outcome = rug_pull_checks(world, &client, &catalog, before).await;
-    let _ = within("closing the agent's session", client.close()).await;
-    outcome
+    // The agent re-lists, as it does whenever the server announces that its
+    // tools changed, and logs what discovery found.
+    let catalog = within("re-listing the tools", client.refresh())
+        .await?
+        .map_err(|e| format!("re-listing the tools: {e}"))?;
+    world.record_discovery(&catalog).await?;
+    rug_pull_checks(world, client, &catalog, before).await
 }
 
 async fn rug_pull_checks(
