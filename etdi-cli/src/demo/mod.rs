@@ -82,43 +82,69 @@ pub fn run(json_out: bool) -> ExitCode {
     }
 }
 
-/// Sets up and runs the scenario; `Err` when the environment could not start.
+/// Sets up and runs the scenario, each within [`OVERALL_TIMEOUT`]; `Err`
+/// when the environment could not start or the scenario did not finish.
+async fn scenario_with_deadline(
+    dir: &Path,
+    report: &mut Report,
+) -> Result<serde_json::Value, String> {
+    let world = match tokio::time::timeout(OVERALL_TIMEOUT, scenario::setup(dir)).await {
+        Ok(Ok(w)) => w,
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err("starting the demo took too long".to_owned()),
+    };
+    report.preamble(&format!(
+        "ETDI demo: an AI agent, a tool server and an OAuth token issuer, all started on\n\
+         this machine and talking over 127.0.0.1 only.\n\
+         \x20 token issuer  {}  (OAuth metadata, JWKS, client-credentials tokens, ES256)\n\
+         \x20 tool server   {}  (read_file and write_file, signed by com.example)\n\
+         \x20 agent         demo-agent; its approval file and both audit logs are in\n\
+         \x20               {} (deleted at the end)\n",
+        world.issuer_url,
+        world.server_url,
+        dir.display()
+    ));
+    let env = world.environment();
+    if tokio::time::timeout(OVERALL_TIMEOUT, scenario::run(&world, report))
+        .await
+        .is_err()
+    {
+        return Err(format!(
+            "the demo did not finish within {} s",
+            OVERALL_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(env)
+}
+
+/// Runs the demo in a fresh runtime and working directory; `Err` when it
+/// could not start or finish.
 fn run_in(report: &mut Report) -> Result<serde_json::Value, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    // The signal handlers are in place before the directory exists, so an
+    // interrupt at any moment still removes it.
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _runtime = rt.enter();
+        let handler = |kind: SignalKind| {
+            signal(kind).map_err(|e| format!("cannot install a signal handler: {e}"))
+        };
+        (
+            handler(SignalKind::interrupt())?,
+            handler(SignalKind::terminate())?,
+        )
+    };
     let dir = WorkDir::create()?;
     let result = rt.block_on(async {
-        let world = match tokio::time::timeout(OVERALL_TIMEOUT, scenario::setup(dir.path())).await {
-            Ok(Ok(w)) => w,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err("starting the demo took too long".to_owned()),
-        };
-        report.preamble(&format!(
-            "ETDI demo: an AI agent, a tool server and an OAuth token issuer, all started on\n\
-             this machine and talking over 127.0.0.1 only.\n\
-             \x20 token issuer  {}  (OAuth metadata, JWKS, client-credentials tokens, ES256)\n\
-             \x20 tool server   {}  (read_file and write_file, signed by com.example)\n\
-             \x20 agent         demo-agent; its approval file and both audit logs are in\n\
-             \x20               {} (deleted at the end)\n",
-            world.issuer_url,
-            world.server_url,
-            dir.path().display()
-        ));
-        let env = world.environment();
-        if tokio::time::timeout(OVERALL_TIMEOUT, scenario::run(&world, report))
-            .await
-            .is_err()
-        {
-            return Err(format!(
-                "the demo did not finish within {} s",
-                OVERALL_TIMEOUT.as_secs()
-            ));
+        tokio::select! {
+            r = scenario_with_deadline(dir.path(), report) => r,
+            _ = interrupt.recv() => Err("interrupted".to_owned()),
+            _ = terminate.recv() => Err("terminated".to_owned()),
         }
-        drop(world);
-        Ok(env)
     });
     // Stop the servers (and with them the audit logs' writers) before the
     // directory goes.
