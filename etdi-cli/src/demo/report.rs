@@ -42,7 +42,7 @@ pub const STEPS: [StepInfo; 7] = [
     StepInfo {
         id: "signed_call",
         title: "A legitimate, signed call is allowed",
-        tried: "The agent calls read_file with a files:read token and an ES256 request signature.",
+        tried: "The agent calls read_file with its bearer token and an ES256 request signature.",
         expected: "the tool runs and the audit log shows the signature, replay and authorization checks passed",
     },
     StepInfo {

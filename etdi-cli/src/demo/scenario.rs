@@ -389,8 +389,12 @@ impl World {
         &self,
         token: &AccessToken,
     ) -> Result<(SecureClient, Arc<ToolCatalog>), String> {
+        // After the rug-pull switch the other build of the server answers,
+        // which does not know this session: the transport starts a new one
+        // on the 404 (as the MCP spec asks), said here rather than assumed.
         let config = StreamableHttpClientTransportConfig::with_uri(self.server_url.clone())
-            .auth_header(token.secret().to_owned());
+            .auth_header(token.secret().to_owned())
+            .reinit_on_expired_session(true);
         let transport = StreamableHttpClientTransport::from_config(config);
         let client = within(
             "connecting the agent to the tool server",
