@@ -147,18 +147,27 @@ async fn start_secure(
     granularity: etdi_server::audit::AuditGranularity,
     audit_dir: &std::path::Path,
 ) -> String {
-    let (l, url) = listen().await;
     let sink = etdi_audit::sink::FileSink::builder(audit_dir)
         .open()
         .unwrap();
     let log = etdi_audit::AuditLog::builder().sink(sink).build().unwrap();
+    start_secure_with(issuer, signing, granularity, Arc::new(log)).await
+}
+
+async fn start_secure_with(
+    issuer: &Issuer,
+    signing: Option<&SigningKey>,
+    granularity: etdi_server::audit::AuditGranularity,
+    audit: Arc<dyn etdi_server::stages::AuditRecorder>,
+) -> String {
+    let (l, url) = listen().await;
     let mut policy = SecurityPolicy::new(SecurityLevel::Enhanced);
     policy.require_tool_signatures = false;
     let mut b = SecureServer::builder("bench")
         .audience(url.clone())
         .policy(policy.clone())
         .provider("com.example", "Example Corp")
-        .audit(Arc::new(log))
+        .audit(audit)
         .audit_granularity(granularity)
         .bearer_auth(BearerAuth {
             verifier: Arc::new(issuer.verifier(&url)),
@@ -251,11 +260,18 @@ impl Variant {
         out
     }
 
-    /// Calls per second with `tasks` concurrent callers doing `per` calls.
-    async fn throughput(&self, tasks: u64, per: u64) -> f64 {
-        let batches: Vec<_> = (0..tasks)
+    /// The requests for `tasks` concurrent callers doing `per` calls each
+    /// (signed here, before any measurement, as a client signs off the
+    /// server's critical path).
+    fn batches(&self, tasks: u64, per: u64) -> Vec<Vec<CallToolRequestParams>> {
+        (0..tasks)
             .map(|_| requests(per, &self.url, self.key.as_deref()))
-            .collect();
+            .collect()
+    }
+
+    /// Calls per second for these batches, one concurrent caller each.
+    async fn throughput(&self, batches: Vec<Vec<CallToolRequestParams>>) -> f64 {
+        let calls: usize = batches.iter().map(Vec::len).sum();
         let t = Instant::now();
         let mut handles = Vec::new();
         for batch in batches {
@@ -269,8 +285,31 @@ impl Variant {
         for h in handles {
             h.await.unwrap();
         }
-        (tasks * per) as f64 / t.elapsed().as_secs_f64()
+        calls as f64 / t.elapsed().as_secs_f64()
     }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// CPU time of every thread of this process (client, server and audit
+/// writer), in seconds, from the nanosecond run-time counters in
+/// `/proc/self/task/*/schedstat`.
+fn process_cpu_seconds() -> f64 {
+    let mut ns: u64 = 0;
+    for t in std::fs::read_dir("/proc/self/task").unwrap() {
+        let path = t.unwrap().path().join("schedstat");
+        if let Ok(s) = std::fs::read_to_string(path) {
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 / 1e9
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -298,6 +337,13 @@ fn main() {
         let secure = start_secure(&issuer, None, PerStep, dir1.path()).await;
         let per_call = start_secure(&issuer, None, PerCall, dir3.path()).await;
         let signed = start_secure(&issuer, Some(&client_key), PerCall, dir2.path()).await;
+        let unaudited = start_secure_with(
+            &issuer,
+            None,
+            PerCall,
+            Arc::new(etdi_server::audit::NoAudit),
+        )
+        .await;
         vec![
             Variant {
                 name: "plain",
@@ -322,6 +368,12 @@ fn main() {
                 client: connect(&signed, Some(issuer.token(&signed))).await,
                 url: signed,
                 key: Some(client_key.clone()),
+            },
+            Variant {
+                name: "secure/noaudit",
+                client: connect(&unaudited, Some(issuer.token(&unaudited))).await,
+                url: unaudited,
+                key: None,
             },
         ]
     });
@@ -351,38 +403,69 @@ fn main() {
         g.finish();
     }
 
-    // Latency distribution and throughput, all variants in this run.
-    const N: u64 = 1500;
-    let mut rows = Vec::new();
-    for v in &variants {
-        let reqs = requests(N, &v.url, v.key.as_deref());
-        let mut lat = rt.block_on(v.run(reqs));
-        lat.sort();
-        let tput = rt.block_on(v.throughput(8, 150));
-        rows.push((v.name, pct(&lat, 0.5), pct(&lat, 0.99), tput));
+    // Latency distribution and throughput, all variants in this run. The
+    // machine is shared and noisy, so the variants are interleaved: each
+    // round measures every variant back to back, a throughput ratio is taken
+    // within its round, and the median over rounds is reported. CPU time per
+    // call (the whole process: client and server) is reported beside it
+    // because it barely depends on what else the machine is doing.
+    const ROUNDS: usize = 9;
+    const LAT_PER_ROUND: u64 = 200;
+    const TASKS: u64 = 8;
+    const PER_TASK: u64 = 100;
+    let n = variants.len();
+    let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut tputs: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); n];
+    for _ in 0..ROUNDS {
+        let mut round = Vec::with_capacity(n);
+        for (i, v) in variants.iter().enumerate() {
+            let reqs = requests(LAT_PER_ROUND, &v.url, v.key.as_deref());
+            lat[i].extend(rt.block_on(v.run(reqs)));
+            let batches = v.batches(TASKS, PER_TASK);
+            let c0 = process_cpu_seconds();
+            let t = rt.block_on(v.throughput(batches));
+            let c1 = process_cpu_seconds();
+            cpu[i].push((c1 - c0) * 1e6 / (TASKS * PER_TASK) as f64);
+            round.push(t);
+        }
+        for i in 0..n {
+            tputs[i].push(round[i]);
+            ratios[i].push(round[i] / round[0]);
+        }
     }
-    let (_, p50_0, p99_0, tput_0) = rows[0];
+    for l in &mut lat {
+        l.sort();
+    }
+    let p50_0 = pct(&lat[0], 0.5);
+    let p99_0 = pct(&lat[0], 0.99);
     println!();
     println!(
-        "etdi-server over Streamable HTTP (loopback, {N} sequential calls; throughput with 8 callers)"
+        "etdi-server over Streamable HTTP (loopback; {ROUNDS} interleaved rounds of {LAT_PER_ROUND} sequential calls and {TASKS}x{PER_TASK} concurrent calls per variant)"
     );
     println!(
-        "{:<14} {:>10} {:>10} {:>12} {:>12} {:>10} {:>8}",
-        "variant", "p50 us", "p99 us", "+p50 us", "+p99 us", "calls/s", "ratio"
+        "{:<15} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>11}",
+        "variant", "p50 us", "p99 us", "+p50 us", "+p99 us", "calls/s", "ratio(med)", "cpu us/call"
     );
-    for (name, p50, p99, tput) in &rows {
+    for (i, v) in variants.iter().enumerate() {
+        let p50 = pct(&lat[i], 0.5);
+        let p99 = pct(&lat[i], 0.99);
         println!(
-            "{:<14} {:>10.1} {:>10.1} {:>12.1} {:>12.1} {:>10.0} {:>8.2}",
-            name,
+            "{:<15} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.0} {:>12.3} {:>11.1}",
+            v.name,
             p50.as_secs_f64() * 1e6,
             p99.as_secs_f64() * 1e6,
             (p50.as_secs_f64() - p50_0.as_secs_f64()) * 1e6,
             (p99.as_secs_f64() - p99_0.as_secs_f64()) * 1e6,
-            tput,
-            tput / tput_0,
+            median(&mut tputs[i]),
+            median(&mut ratios[i]),
+            median(&mut cpu[i]),
         );
     }
-    let signing = rows[3].1.as_secs_f64() - rows[2].1.as_secs_f64();
+    let by_name = |name: &str| variants.iter().position(|v| v.name == name).unwrap();
+    let signing = pct(&lat[by_name("secure+es256")], 0.5).as_secs_f64()
+        - pct(&lat[by_name("secure/call")], 0.5).as_secs_f64();
     println!(
         "request signing adds {:.1} us at p50 (secure+es256 against secure/call)",
         signing * 1e6
