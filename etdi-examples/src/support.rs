@@ -127,9 +127,7 @@ pub type McpClient = RunningService<RoleClient, ()>;
 
 /// Connects a plain MCP client to `url` with the bearer `token`.
 pub async fn http_client(url: &str, token: &str) -> Result<McpClient, Failure> {
-    let config =
-        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
-    ().serve(StreamableHttpClientTransport::from_config(config))
+    ().serve(StreamableHttpClientTransport::from_config(http_config(url, token)))
         .await
         .context(&format!("connecting to {url}"))
 }
@@ -236,4 +234,26 @@ pub fn flip_char(text: &str, at: usize) -> String {
 pub fn middle_of_signature(token: &str) -> usize {
     let start = token.rfind('.').map_or(0, |i| i + 1);
     start + (token.len().saturating_sub(start)) / 2
+}
+
+/// [`outcome`] for a call through etdi-client's `SecureClient`: a local
+/// refusal (never sent) reads `refused locally CODE REASONS`.
+pub fn client_outcome(result: &Result<CallToolResult, etdi_client::ClientError>) -> String {
+    use etdi_client::ClientError;
+    match result {
+        Ok(r) => format!("ok: {}", text_of(r)),
+        Err(ClientError::Refused(c)) => {
+            let reasons: Vec<&str> = c.reasons.iter().map(etdi_core::DenyReason::code).collect();
+            format!("refused locally {} {}", c.code(), reasons.join(","))
+        }
+        Err(ClientError::Service(ServiceError::McpError(e))) => format!("refused {}", refusal_of(e)),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// The Streamable HTTP client configuration for `url` with the bearer
+/// `token` (`StreamableHttpClientTransport::from_config` makes the
+/// transport for etdi-client's `SecureClient::connect`).
+pub fn http_config(url: &str, token: &str) -> StreamableHttpClientTransportConfig {
+    StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned())
 }
