@@ -5,5 +5,8 @@
 //! `etdi_examples::comprehensive_request_signing`.
 
 fn main() -> std::process::ExitCode {
-    etdi_examples::main_with("comprehensive_request_signing", etdi_examples::comprehensive_request_signing::run)
+    etdi_examples::main_with(
+        "comprehensive_request_signing",
+        etdi_examples::comprehensive_request_signing::run,
+    )
 }

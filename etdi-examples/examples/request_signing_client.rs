@@ -5,5 +5,8 @@
 //! `etdi_examples::request_signing_client`.
 
 fn main() -> std::process::ExitCode {
-    etdi_examples::main_with("request_signing_client", etdi_examples::request_signing_client::run)
+    etdi_examples::main_with(
+        "request_signing_client",
+        etdi_examples::request_signing_client::run,
+    )
 }

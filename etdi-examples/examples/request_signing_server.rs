@@ -5,5 +5,8 @@
 //! `etdi_examples::request_signing_server`.
 
 fn main() -> std::process::ExitCode {
-    etdi_examples::main_with("request_signing_server", etdi_examples::request_signing_server::run)
+    etdi_examples::main_with(
+        "request_signing_server",
+        etdi_examples::request_signing_server::run,
+    )
 }

@@ -5,5 +5,8 @@
 //! `etdi_examples::rug_pull_protection`.
 
 fn main() -> std::process::ExitCode {
-    etdi_examples::main_with("rug_pull_protection", etdi_examples::rug_pull_protection::run)
+    etdi_examples::main_with(
+        "rug_pull_protection",
+        etdi_examples::rug_pull_protection::run,
+    )
 }

@@ -5,5 +5,8 @@
 //! `etdi_examples::secure_server_config`.
 
 fn main() -> std::process::ExitCode {
-    etdi_examples::main_with("secure_server_config", etdi_examples::secure_server_config::run)
+    etdi_examples::main_with(
+        "secure_server_config",
+        etdi_examples::secure_server_config::run,
+    )
 }

@@ -52,11 +52,9 @@ async fn forward(remote: &'static str, a: RouteArgs, ctx: ToolContext) -> String
     }
     match ctx.call_remote(remote, next, args).await {
         Ok(r) => text_of(&r),
-        Err(RemoteError::Refused(e)) => format!(
-            "refused {}: {}",
-            crate::support::refusal_of(&e),
-            e.message
-        ),
+        Err(RemoteError::Refused(e)) => {
+            format!("refused {}: {}", crate::support::refusal_of(&e), e.message)
+        }
         Err(other) => format!("failed: {other}"),
     }
 }
@@ -213,7 +211,9 @@ pub async fn run(n: Narrative) -> Outcome {
         .context("building server B")?;
     spawn_http(a, listener_a);
     spawn_http(b, listener_b);
-    n.say(format!("server A {url_a}: relay, whoami, shallow (max depth 2)"));
+    n.say(format!(
+        "server A {url_a}: relay, whoami, shallow (max depth 2)"
+    ));
     n.say(format!(
         "server B {url_b}: echo, bounce, guarded (blocks com.a/relay), write (needs demo:write)"
     ));
@@ -286,17 +286,32 @@ pub async fn run(n: Narrative) -> Outcome {
     };
     n.check(
         "server A: call_depth_exceeded at the call_chain step",
-        denied(&audit_a, step::CALL_CHAIN, EventKind::PolicyViolation, "call_depth_exceeded"),
+        denied(
+            &audit_a,
+            step::CALL_CHAIN,
+            EventKind::PolicyViolation,
+            "call_depth_exceeded",
+        ),
         "no such event",
     );
     n.check(
         "server A: call_cycle at the call_chain step",
-        denied(&audit_a, step::CALL_CHAIN, EventKind::PolicyViolation, "call_cycle"),
+        denied(
+            &audit_a,
+            step::CALL_CHAIN,
+            EventKind::PolicyViolation,
+            "call_cycle",
+        ),
         "no such event",
     );
     n.check(
         "server B: caller_blocked at the call_chain step",
-        denied(&audit_b, step::CALL_CHAIN, EventKind::PolicyViolation, "caller_blocked"),
+        denied(
+            &audit_b,
+            step::CALL_CHAIN,
+            EventKind::PolicyViolation,
+            "caller_blocked",
+        ),
         "no such event",
     );
     n.check(

@@ -9,13 +9,15 @@ use etdi_core::CallChain;
 use etdi_crypto::claims::FreshnessError;
 use etdi_crypto::manager::{KeyManager, KeyManagerConfig, StoreOptions};
 use etdi_crypto::replay::{MemoryNonceStore, ReplayError};
-use etdi_crypto::request::{CallToSign, ReceivedCall, RequestError, RequestSigner, RequestVerifier};
+use etdi_crypto::request::{
+    CallToSign, ReceivedCall, RequestError, RequestSigner, RequestVerifier,
+};
 use etdi_crypto::trust::IssuerKeys;
 use etdi_crypto::{Algorithm, Clock, CryptoProvider, ManualClock, SigningKey, UnixTime};
 use serde_json::{Map, Value};
 
 use crate::narrative::{Context, Narrative, Outcome};
-use crate::support::{decode_jws, flip_char, middle_of_signature};
+use crate::support::{claim, decode_jws, flip_char, middle_of_signature};
 
 const AUDIENCE: &str = "https://reports.example.com/mcp";
 const CLIENT: &str = "agent-7";
@@ -69,7 +71,8 @@ pub async fn run(n: Narrative) -> Outcome {
                 n.check_eq(
                     format!(
                         "{alg}: signature verified (header alg {}, typ {})",
-                        header["alg"], header["typ"]
+                        claim(&header, "alg"),
+                        claim(&header, "typ")
                     ),
                     (v.algorithm(), v.issuer(), v.key_id()),
                     (alg, CLIENT, key.kid()),
@@ -150,19 +153,23 @@ pub async fn run(n: Narrative) -> Outcome {
     let (_, claims) = decode_jws(&token)?;
     n.say(format!(
         "signed claims: iss {}, aud {}, tool {}, iat {}, exp {} (60 s), jti {} characters",
-        claims["iss"],
-        claims["aud"],
-        claims["tool"],
-        claims["iat"],
-        claims["exp"],
-        claims["jti"].as_str().map_or(0, str::len)
+        claim(&claims, "iss"),
+        claim(&claims, "aud"),
+        claim(&claims, "tool"),
+        claim(&claims, "iat"),
+        claim(&claims, "exp"),
+        claim(&claims, "jti").as_str().map_or(0, str::len)
     ));
     let received = ReceivedCall::tools_call(TOOL, Some(&args), &chain);
     clock.advance(89);
     let ok = verifier
         .verify(&token, &received, clock.now())
         .and_then(|p| p.record_in(&store));
-    n.check("accepted 89 s after signing (60 s lifetime + 30 s skew)", ok.is_ok(), format_args!("{ok:?}"));
+    n.check(
+        "accepted 89 s after signing (60 s lifetime + 30 s skew)",
+        ok.is_ok(),
+        format_args!("{ok:?}"),
+    );
     clock.advance(1);
     let e = verifier.verify(&token, &received, clock.now()).err();
     let code = e.as_ref().map(RequestError::reason_code);
@@ -207,7 +214,10 @@ pub async fn run(n: Narrative) -> Outcome {
             arguments: None,
             chain: &chain,
         };
-        (signer.sign(&old_key, &call, now), signer.sign(keys.active(), &call, now))
+        (
+            signer.sign(&old_key, &call, now),
+            signer.sign(keys.active(), &call, now),
+        )
     };
     let ping = ReceivedCall::tools_call(TOOL, None, &chain);
 
@@ -236,14 +246,28 @@ pub async fn run(n: Narrative) -> Outcome {
     let old_token = old_token.context("signing with the old key")?;
     let new_token = new_token.context("signing with the new key")?;
     let r = during.verify(&old_token, &ping, clock.now());
-    n.check("5 min after rotation: an old-key signature still verifies", r.is_ok(), format_args!("{r:?}"));
+    n.check(
+        "5 min after rotation: an old-key signature still verifies",
+        r.is_ok(),
+        format_args!("{r:?}"),
+    );
     let r = during.verify(&new_token, &ping, clock.now());
-    n.check("5 min after rotation: a new-key signature verifies", r.is_ok(), format_args!("{r:?}"));
+    n.check(
+        "5 min after rotation: a new-key signature verifies",
+        r.is_ok(),
+        format_args!("{r:?}"),
+    );
 
     // A restart in the middle of the overlap keeps both keys.
     drop(keys);
-    let mut keys = KeyManager::open(provider, dir.path(), config, StoreOptions::new(), clock.now())
-        .context("reopening the key store")?;
+    let mut keys = KeyManager::open(
+        provider,
+        dir.path(),
+        config,
+        StoreOptions::new(),
+        clock.now(),
+    )
+    .context("reopening the key store")?;
     n.check_eq(
         "after a restart the store has the same active key and one retired key",
         (keys.active().kid().clone(), keys.retired_keys().len()),
@@ -269,7 +293,11 @@ pub async fn run(n: Narrative) -> Outcome {
         expected,
     );
     let r = after.verify(&new_token, &ping, clock.now());
-    n.check("a new-key signature verifies", r.is_ok(), format_args!("{r:?}"));
+    n.check(
+        "a new-key signature verifies",
+        r.is_ok(),
+        format_args!("{r:?}"),
+    );
     n.check_eq(
         "the JWKS publishes only the new key",
         keys.jwks(clock.now())
@@ -282,6 +310,7 @@ pub async fn run(n: Narrative) -> Outcome {
     let pruned = keys.prune(clock.now()).context("pruning")?;
     n.check_eq("the retired key is pruned from the store", pruned, 1);
     drop(keys);
-    dir.close().context("removing the temporary key directory")?;
+    dir.close()
+        .context("removing the temporary key directory")?;
     Ok(())
 }

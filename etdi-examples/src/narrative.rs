@@ -130,7 +130,11 @@ impl Narrative {
     /// `[ok] what: want`.
     pub fn expect(&self, what: impl Display, got: impl AsRef<str>, want: impl AsRef<str>) -> bool {
         let (got, want) = (got.as_ref(), want.as_ref());
-        self.check(format_args!("{what}: {want}"), got == want, format_args!("got {got}"))
+        self.check(
+            format_args!("{what}: {want}"),
+            got == want,
+            format_args!("got {got}"),
+        )
     }
 
     /// Records an outcome that did not happen.

@@ -27,8 +27,8 @@ use serde_json::json;
 
 use crate::narrative::{Context, Narrative, Outcome};
 use crate::support::{
-    TokenIssuer, client_outcome, decode_jws, http_client, http_config, key, loopback, outcome,
-    params, signature_meta, spawn_http,
+    TokenIssuer, claim, client_outcome, decode_jws, http_client, http_config, key, loopback,
+    outcome, params, signature_meta, spawn_http,
 };
 
 /// The client id the agent authenticates and signs as.
@@ -101,28 +101,30 @@ pub async fn run(n: Narrative) -> Outcome {
     let (header, claims) = decode_jws(&signature)?;
     n.say(format!(
         "header: alg {}, typ {}, kid {}",
-        header["alg"], header["typ"], header["kid"]
+        claim(&header, "alg"),
+        claim(&header, "typ"),
+        claim(&header, "kid")
     ));
     n.say(format!(
         "claims: iss {}, aud {}, mcp_method {}, tool {}, args_digest {}, chain_digest {}",
-        claims["iss"],
-        claims["aud"],
-        claims["mcp_method"],
-        claims["tool"],
-        claims["args_digest"],
-        claims["chain_digest"]
+        claim(&claims, "iss"),
+        claim(&claims, "aud"),
+        claim(&claims, "mcp_method"),
+        claim(&claims, "tool"),
+        claim(&claims, "args_digest"),
+        claim(&claims, "chain_digest")
     ));
-    let lifetime = claims["exp"]
+    let lifetime = claim(&claims, "exp")
         .as_u64()
         .unwrap_or(0)
-        .saturating_sub(claims["iat"].as_u64().unwrap_or(0));
+        .saturating_sub(claim(&claims, "iat").as_u64().unwrap_or(0));
     n.check_eq(
         "the signature is an ES256 etdi-req+jwt binding tool, audience and a 60 s lifetime",
         (
-            header["alg"].as_str(),
-            header["typ"].as_str(),
-            claims["tool"].as_str(),
-            claims["aud"].as_str(),
+            claim(&header, "alg").as_str(),
+            claim(&header, "typ").as_str(),
+            claim(&claims, "tool").as_str(),
+            claim(&claims, "aud").as_str(),
             lifetime,
         ),
         (
@@ -136,7 +138,7 @@ pub async fn run(n: Narrative) -> Outcome {
     let digest = etdi_crypto::request::args_digest(args.as_object()).context("digest")?;
     n.check_eq(
         "args_digest is the §3 digest (SHA-256 of the RFC 8785 form) of the arguments",
-        claims["args_digest"].as_str(),
+        claim(&claims, "args_digest").as_str(),
         Some(digest.to_string().as_str()),
     );
     n.say("sent in params._meta[\"dev.etdi/request-signature\"]");
@@ -202,7 +204,10 @@ pub async fn run(n: Narrative) -> Outcome {
         None => n.fail("summarise_report was listed", "not in the catalog"),
     }
     let r = client
-        .call_tool("summarise_report", json!({"report": "q4-forecast"}).as_object().cloned())
+        .call_tool(
+            "summarise_report",
+            json!({"report": "q4-forecast"}).as_object().cloned(),
+        )
         .await;
     n.expect(
         "SecureClient call (signed because the server announces requestSigning: required)",
@@ -219,14 +224,20 @@ pub async fn run(n: Narrative) -> Outcome {
     .await
     .context("connecting the keyless client")?;
     let r = keyless
-        .call_tool("summarise_report", json!({"report": "q3-sales"}).as_object().cloned())
+        .call_tool(
+            "summarise_report",
+            json!({"report": "q3-sales"}).as_object().cloned(),
+        )
         .await;
     n.expect(
         "keyless call",
         client_outcome(&r),
         "refused locally -32012 request_signature_required",
     );
-    keyless.close().await.context("closing the keyless client")?;
+    keyless
+        .close()
+        .await
+        .context("closing the keyless client")?;
 
     let signed_ok = audit
         .for_step(step::REQUEST_SIGNATURE)

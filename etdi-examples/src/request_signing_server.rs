@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 
 use crate::narrative::{Context, Narrative, Outcome};
 use crate::support::{
-    TokenIssuer, http_client, key, loopback, outcome, params, refusal_message, signature_meta,
-    spawn_http,
+    TokenIssuer, claim, http_client, key, loopback, outcome, params, refusal_message,
+    signature_meta, spawn_http,
 };
 
 /// The client id the treasury agent authenticates and signs as.
@@ -110,7 +110,9 @@ pub async fn run(n: Narrative) -> Outcome {
         .build()
         .context("building the server")?;
     spawn_http(server, listener);
-    n.say(format!("listening on {url}; the client `{AGENT}`'s ES256 key is registered"));
+    n.say(format!(
+        "listening on {url}; the client `{AGENT}`'s ES256 key is registered"
+    ));
 
     let token = idp.token(&url, AGENT, "payments:read payments:transfer")?;
     let client = http_client(&url, &token).await?;
@@ -123,7 +125,7 @@ pub async fn run(n: Narrative) -> Outcome {
     n.say(format!("initialize announces dev.etdi = {capability}"));
     n.check_eq(
         "the server announces requestSigning: per-tool",
-        capability["requestSigning"].clone(),
+        claim(&capability, "requestSigning").clone(),
         json!("per-tool"),
     );
     let tools = client.list_all_tools().await.context("tools/list")?;
@@ -132,7 +134,7 @@ pub async fn run(n: Narrative) -> Outcome {
         .find(|t| t.name == "transfer_funds")
         .and_then(|t| t.meta.as_ref())
         .and_then(|m| m.0.get("dev.etdi/tool"))
-        .map(|t| t["security"]["requireRequestSigning"].clone());
+        .map(|t| claim(claim(t, "security"), "requireRequestSigning").clone());
     n.check_eq(
         "tools/list marks transfer_funds with security.requireRequestSigning",
         flag,
@@ -141,7 +143,9 @@ pub async fn run(n: Narrative) -> Outcome {
 
     n.section("2. Calls");
     let balance = json!({"account": "ACME-001"});
-    let r = client.call_tool(params("get_balance", &balance, None)).await;
+    let r = client
+        .call_tool(params("get_balance", &balance, None))
+        .await;
     n.expect(
         "unsigned get_balance (plain MCP clients keep working)",
         outcome(&r),
@@ -151,7 +155,11 @@ pub async fn run(n: Narrative) -> Outcome {
     let transfer = json!({"to": "ACME-001", "amount": 10});
     let signed = sign(&agent_key, &url, "transfer_funds", &transfer)?;
     let r = client
-        .call_tool(params("transfer_funds", &transfer, Some(signature_meta(&signed))))
+        .call_tool(params(
+            "transfer_funds",
+            &transfer,
+            Some(signature_meta(&signed)),
+        ))
         .await;
     n.expect(
         "signed transfer_funds",
@@ -159,29 +167,45 @@ pub async fn run(n: Narrative) -> Outcome {
         format!("ok: transferred 10 to ACME-001 (signed by {AGENT})"),
     );
 
-    let r = client.call_tool(params("transfer_funds", &transfer, None)).await;
+    let r = client
+        .call_tool(params("transfer_funds", &transfer, None))
+        .await;
     n.expect(
         "unsigned transfer_funds",
         outcome(&r),
         "refused -32012 request_signature_required",
     );
-    n.say(format!("message: {}", refusal_message(&r).unwrap_or_default()));
+    n.say(format!(
+        "message: {}",
+        refusal_message(&r).unwrap_or_default()
+    ));
 
     let fresh = sign(&agent_key, &url, "transfer_funds", &transfer)?;
     let inflated = json!({"to": "ACME-001", "amount": 10_000});
     let r = client
-        .call_tool(params("transfer_funds", &inflated, Some(signature_meta(&fresh))))
+        .call_tool(params(
+            "transfer_funds",
+            &inflated,
+            Some(signature_meta(&fresh)),
+        ))
         .await;
     n.expect(
         "tampered call (signed for 10, sent with 10000)",
         outcome(&r),
         "refused -32012 invalid_request_signature",
     );
-    n.say(format!("message: {}", refusal_message(&r).unwrap_or_default()));
+    n.say(format!(
+        "message: {}",
+        refusal_message(&r).unwrap_or_default()
+    ));
 
     let forged = crate::support::flip_char(&fresh, crate::support::middle_of_signature(&fresh));
     let r = client
-        .call_tool(params("transfer_funds", &transfer, Some(signature_meta(&forged))))
+        .call_tool(params(
+            "transfer_funds",
+            &transfer,
+            Some(signature_meta(&forged)),
+        ))
         .await;
     n.expect(
         "one changed character in the signature",
@@ -196,7 +220,11 @@ pub async fn run(n: Narrative) -> Outcome {
         &transfer,
     )?;
     let r = client
-        .call_tool(params("transfer_funds", &transfer, Some(signature_meta(&elsewhere))))
+        .call_tool(params(
+            "transfer_funds",
+            &transfer,
+            Some(signature_meta(&elsewhere)),
+        ))
         .await;
     n.expect(
         "a signature made for another server",
@@ -207,7 +235,11 @@ pub async fn run(n: Narrative) -> Outcome {
     let intruder = key(Algorithm::ES256)?;
     let unknown = sign(&intruder, &url, "transfer_funds", &transfer)?;
     let r = client
-        .call_tool(params("transfer_funds", &transfer, Some(signature_meta(&unknown))))
+        .call_tool(params(
+            "transfer_funds",
+            &transfer,
+            Some(signature_meta(&unknown)),
+        ))
         .await;
     n.expect(
         "a signature by a key not registered for the caller",
@@ -216,7 +248,11 @@ pub async fn run(n: Narrative) -> Outcome {
     );
 
     let r = client
-        .call_tool(params("transfer_funds", &transfer, Some(signature_meta(&signed))))
+        .call_tool(params(
+            "transfer_funds",
+            &transfer,
+            Some(signature_meta(&signed)),
+        ))
         .await;
     n.expect(
         "the first signed transfer sent again (replay)",
@@ -227,9 +263,10 @@ pub async fn run(n: Narrative) -> Outcome {
 
     n.section("3. The audit log recorded each refusal at its step");
     let denied = |step: &str, code: &str| {
-        audit.for_step(step).iter().any(|e| {
-            e.outcome == EventOutcome::Denied && e.reason_codes.iter().any(|c| c == code)
-        })
+        audit
+            .for_step(step)
+            .iter()
+            .any(|e| e.outcome == EventOutcome::Denied && e.reason_codes.iter().any(|c| c == code))
     };
     let counted = |step: &str, code: &str| {
         audit

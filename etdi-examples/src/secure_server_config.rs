@@ -40,7 +40,7 @@ use serde_json::{Value, json};
 
 use crate::narrative::{Context, Failure, Narrative, Outcome};
 use crate::support::{
-    TokenIssuer, client_outcome, http_client, http_config, key, loopback, outcome, params,
+    TokenIssuer, claim, client_outcome, http_client, http_config, key, loopback, outcome, params,
     refusal_message, signature_meta, spawn_http,
 };
 
@@ -93,7 +93,7 @@ fn audit_events(dir: &std::path::Path) -> Result<Vec<AuditEvent>, Failure> {
         let text = std::fs::read_to_string(&file).context("reading an audit file")?;
         for line in text.lines() {
             let record: Value = serde_json::from_str(line).context("parsing an audit record")?;
-            let event: AuditEvent = serde_json::from_value(record["event"].clone())
+            let event: AuditEvent = serde_json::from_value(claim(&record, "event").clone())
                 .context("parsing an audit event")?;
             events.push(event);
         }
@@ -105,8 +105,8 @@ fn audit_events(dir: &std::path::Path) -> Result<Vec<AuditEvent>, Failure> {
 pub async fn run(n: Narrative) -> Outcome {
     n.section("1. The seed's SecurityPolicy");
     let policy = seed_policy();
-    let from_file = PolicyDocument::from_toml(POLICY_TOML, "policy.toml")
-        .context("parsing the policy file")?;
+    let from_file =
+        PolicyDocument::from_toml(POLICY_TOML, "policy.toml").context("parsing the policy file")?;
     n.check_eq(
         "the policy file `security_level = \"high\"` gives the same policy as the code",
         &from_file.security,
@@ -189,7 +189,9 @@ pub async fn run(n: Narrative) -> Outcome {
     let effective = engine
         .effective_security(&tool_id)
         .context("no settings for the tool")?;
-    n.say(format!("tool `{tool_id}` needs data:read and user:profile:view"));
+    n.say(format!(
+        "tool `{tool_id}` needs data:read and user:profile:view"
+    ));
     n.say(format!("effective settings: {effective:?}"));
     n.check_eq(
         "effective call depth is min(policy 5, tool 3) = 3; signatures and audit required",
@@ -239,7 +241,10 @@ pub async fn run(n: Narrative) -> Outcome {
         key: alice_key.clone(),
     });
     let r = alice
-        .call_tool(TOOL, json!({"param": "quarterly-report"}).as_object().cloned())
+        .call_tool(
+            TOOL,
+            json!({"param": "quarterly-report"}).as_object().cloned(),
+        )
         .await;
     n.expect(
         "alice calls my_secure_tool (verified, approved, signed)",
@@ -286,7 +291,10 @@ pub async fn run(n: Narrative) -> Outcome {
     bob.cancel().await.context("closing bob's session")?;
 
     n.section("5. The audit log (audit_all_calls) recorded both, hash-chained");
-    audit.flush_async().await.context("flushing the audit log")?;
+    audit
+        .flush_async()
+        .await
+        .context("flushing the audit log")?;
     let events = audit_events(audit_dir.path())?;
     let step_of = |e: &AuditEvent| {
         e.details
@@ -297,7 +305,9 @@ pub async fn run(n: Narrative) -> Outcome {
     };
     let who = |e: &AuditEvent| e.principal.as_ref().map(|p| p.subject.clone());
     let allowed = events.iter().any(|e| {
-        step_of(e) == "invoke" && e.outcome == EventOutcome::Success && who(e).as_deref() == Some("alice")
+        step_of(e) == "invoke"
+            && e.outcome == EventOutcome::Success
+            && who(e).as_deref() == Some("alice")
     });
     let denied = events.iter().any(|e| {
         step_of(e) == "authorize"
@@ -305,8 +315,16 @@ pub async fn run(n: Narrative) -> Outcome {
             && who(e).as_deref() == Some("bob")
             && e.reason_codes.iter().any(|c| c == "missing_permissions")
     });
-    n.check("alice's call audited as invoked successfully", allowed, "no such event");
-    n.check("bob's call audited as denied: missing_permissions", denied, "no such event");
+    n.check(
+        "alice's call audited as invoked successfully",
+        allowed,
+        "no such event",
+    );
+    n.check(
+        "bob's call audited as denied: missing_permissions",
+        denied,
+        "no such event",
+    );
     audit.shutdown().context("closing the audit log")?;
     let report = Verifier::new(audit_dir.path())
         .verify()

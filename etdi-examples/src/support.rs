@@ -127,13 +127,19 @@ pub type McpClient = RunningService<RoleClient, ()>;
 
 /// Connects a plain MCP client to `url` with the bearer `token`.
 pub async fn http_client(url: &str, token: &str) -> Result<McpClient, Failure> {
-    ().serve(StreamableHttpClientTransport::from_config(http_config(url, token)))
-        .await
-        .context(&format!("connecting to {url}"))
+    ().serve(StreamableHttpClientTransport::from_config(http_config(
+        url, token,
+    )))
+    .await
+    .context(&format!("connecting to {url}"))
 }
 
 /// `tools/call` parameters with `arguments` and, if given, `_meta`.
-pub fn params(name: &str, arguments: &Value, meta: Option<Map<String, Value>>) -> CallToolRequestParams {
+pub fn params(
+    name: &str,
+    arguments: &Value,
+    meta: Option<Map<String, Value>>,
+) -> CallToolRequestParams {
     let mut p = CallToolRequestParams::new(name.to_owned());
     if let Value::Object(a) = arguments {
         p = p.with_arguments(a.clone());
@@ -246,7 +252,9 @@ pub fn client_outcome(result: &Result<CallToolResult, etdi_client::ClientError>)
             let reasons: Vec<&str> = c.reasons.iter().map(etdi_core::DenyReason::code).collect();
             format!("refused locally {} {}", c.code(), reasons.join(","))
         }
-        Err(ClientError::Service(ServiceError::McpError(e))) => format!("refused {}", refusal_of(e)),
+        Err(ClientError::Service(ServiceError::McpError(e))) => {
+            format!("refused {}", refusal_of(e))
+        }
         Err(e) => format!("error: {e}"),
     }
 }
@@ -256,4 +264,16 @@ pub fn client_outcome(result: &Result<CallToolResult, etdi_client::ClientError>)
 /// transport for etdi-client's `SecureClient::connect`).
 pub fn http_config(url: &str, token: &str) -> StreamableHttpClientTransportConfig {
     StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned())
+}
+
+/// Member `name` of a JSON object (`null` when absent or not an object).
+pub fn claim<'a>(value: &'a Value, name: &str) -> &'a Value {
+    value.get(name).unwrap_or(&Value::Null)
+}
+
+/// Sets member `name` of a JSON object (does nothing to a non-object).
+pub fn set_claim(value: &mut Value, name: &str, to: Value) {
+    if let Some(m) = value.as_object_mut() {
+        m.insert(name.to_owned(), to);
+    }
 }
