@@ -201,6 +201,13 @@ mod tests {
             oidc("https://idp.example").unwrap().keys,
             KeySource::Discover
         ));
+        // The public accessors report the same configuration.
+        assert_eq!(a.jwks_url(), Some(jwks(&a).as_str()));
+        assert_eq!(oidc("https://idp.example").unwrap().jwks_url(), None);
+        assert_eq!(a.allowed_algorithms(), [Algorithm::RS256]);
+        let a = a.audience("https://tools.example.com/mcp");
+        assert_eq!(a.audiences(), ["https://tools.example.com/mcp"]);
+        assert_eq!(k.mapping().scopes, [ClaimPath::top("scope")]);
     }
 
     #[test]

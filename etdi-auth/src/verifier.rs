@@ -152,6 +152,31 @@ impl IssuerConfig {
         self
     }
 
+    /// The accepted audiences, in the order they were added.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// The algorithm allow-list.
+    pub fn allowed_algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// The configured JWKS URL; `None` when the keys are found by discovery
+    /// or given as a fixed document.
+    pub fn jwks_url(&self) -> Option<&str> {
+        match &self.keys {
+            KeySource::Url(url) => Some(url),
+            KeySource::Discover | KeySource::Static(_) => None,
+        }
+    }
+
+    /// The claim mapping in force (where subject, client id, scopes and
+    /// roles are read).
+    pub fn mapping(&self) -> &ClaimMapping {
+        &self.claims
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         let who = &self.issuer;
         if self.issuer.is_empty() {
