@@ -10,7 +10,8 @@
 //! pull). The block is written to the file before the caller is answered and
 //! survives restarts and a later revert by the upstream, because an upstream
 //! that flips between two definitions must not be trusted again silently.
-//! An operator lifts a block by removing the tool's entry (see the notes).
+//! An operator lifts a block with `etdi proxy --repin TOOL` after reviewing
+//! the change (docs/PROXY.md).
 //!
 //! The file (`etdi-proxy-pins/1`, mode 0600) is replaced atomically and
 //! `fsync`ed on every change; on load every entry's digest is recomputed and
