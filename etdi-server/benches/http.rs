@@ -377,6 +377,21 @@ fn main() {
             },
         ]
     });
+    // For profiling one variant against another (`perf record`):
+    // ETDI_BENCH_VARIANTS=plain,secure+es256 keeps only those, in that order
+    // (the first is the reference of the ratio column).
+    let variants: Vec<Variant> = match std::env::var("ETDI_BENCH_VARIANTS") {
+        Ok(list) => {
+            let mut all = variants;
+            list.split(',')
+                .filter_map(|name| {
+                    let i = all.iter().position(|v| v.name == name)?;
+                    Some(all.remove(i))
+                })
+                .collect()
+        }
+        Err(_) => variants,
+    };
     let _ = Principal::new("unused", AuthMethod::Local);
 
     let mut c = Criterion::default()
@@ -463,13 +478,14 @@ fn main() {
             median(&mut cpu[i]),
         );
     }
-    let by_name = |name: &str| variants.iter().position(|v| v.name == name).unwrap();
-    let signing = pct(&lat[by_name("secure+es256")], 0.5).as_secs_f64()
-        - pct(&lat[by_name("secure/call")], 0.5).as_secs_f64();
-    println!(
-        "request signing adds {:.1} us at p50 (secure+es256 against secure/call)",
-        signing * 1e6
-    );
+    let by_name = |name: &str| variants.iter().position(|v| v.name == name);
+    if let (Some(signed), Some(unsigned)) = (by_name("secure+es256"), by_name("secure/call")) {
+        let signing = pct(&lat[signed], 0.5).as_secs_f64() - pct(&lat[unsigned], 0.5).as_secs_f64();
+        println!(
+            "request signing adds {:.1} us at p50 (secure+es256 against secure/call)",
+            signing * 1e6
+        );
+    }
     // One ES256 verification on this machine, for the target "added p50 at
     // most one ES256 verify + 20 us".
     let msg = b"etdi benchmark message";
