@@ -91,7 +91,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let start = Instant::now();
     let started_at = SystemTime::now();
     let mut steps = Steps::default();
-    let load_before = read_trimmed("/proc/loadavg");
+    let load_before = load_average();
 
     let mut benches: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for t in metadata::targets()? {
@@ -103,8 +103,13 @@ pub fn main(args: &[String]) -> Result<(), String> {
         return Err("no [[bench]] target in the workspace".into());
     }
 
+    // Only the bench targets (with `--workspace` alone, cargo would also
+    // build every binary as a bench harness).
     let mut build = bench_cargo();
     build.arg("--no-run");
+    for name in benches.keys() {
+        build.args(["--bench", name]);
+    }
     steps.run("release build of every bench (--all-features)", build)?;
     let build_seconds = start.elapsed().as_secs_f64();
 
@@ -370,27 +375,34 @@ const REFERENCES: &[(&str, &str, &str)] = &[
         "durable group commit vs plain JSON lines, per event",
     ),
     (
-        "http_tools_call/{v}",
+        "http_tools_call/{v..}",
         "http_tools_call/plain",
         "tools/call over HTTP vs a plain rmcp server",
     ),
 ];
 
-/// Matches `id` against `pattern`, returning the captures.
+/// Matches `id` against `pattern`, returning the captures. `{x}` matches
+/// one segment; `{x..}` as the last segment matches one or more.
 fn matches(pattern: &str, id: &str) -> Option<BTreeMap<String, String>> {
-    let (p, s): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), id.split('/').collect());
-    if p.len() != s.len() {
-        return None;
-    }
+    let p: Vec<&str> = pattern.split('/').collect();
+    let s: Vec<&str> = id.split('/').collect();
     let mut caps = BTreeMap::new();
-    for (pp, ss) in p.iter().zip(&s) {
-        if let Some(name) = pp.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
-            caps.insert(name.to_owned(), (*ss).to_owned());
-        } else if pp != ss {
-            return None;
+    for (i, pp) in p.iter().enumerate() {
+        let name = pp.strip_prefix('{').and_then(|x| x.strip_suffix('}'));
+        match name {
+            Some(rest) if rest.ends_with("..") && i + 1 == p.len() => {
+                let tail = s.get(i..).filter(|t| !t.is_empty())?;
+                caps.insert(rest.trim_end_matches("..").to_owned(), tail.join("/"));
+                return Some(caps);
+            }
+            Some(name) => {
+                caps.insert(name.to_owned(), (*s.get(i)?).to_owned());
+            }
+            None if s.get(i) == Some(pp) => {}
+            None => return None,
         }
     }
-    Some(caps)
+    (p.len() == s.len()).then_some(caps)
 }
 
 fn reference_rule(id: &str) -> Option<(String, &'static str)> {
@@ -413,6 +425,15 @@ fn read_trimmed(path: &str) -> String {
     fs::read_to_string(path)
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|e| format!("unavailable ({e})"))
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    read_trimmed("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn command_line(program: &str, args: &[&str]) -> String {
@@ -458,7 +479,7 @@ fn machine(load_before: String) -> Value {
         "git_commit": commit,
         "git_dirty": dirty,
         "load_average_before": load_before,
-        "load_average_after": read_trimmed("/proc/loadavg"),
+        "load_average_after": load_average(),
     })
 }
 
@@ -496,6 +517,16 @@ fn human(ns: f64) -> String {
     } else {
         format!("{ns:.1} ns")
     }
+}
+
+/// A ratio with three decimals, or three significant digits below 0.1
+/// (`1.146`, `0.0213`, `0.000214`).
+fn ratio(r: f64) -> String {
+    if !r.is_finite() || r <= 0.0 {
+        return format!("{r}");
+    }
+    let digits = (2 - r.log10().floor() as i32).max(3) as usize;
+    format!("{r:.digits$}")
 }
 
 fn markdown(
@@ -589,13 +620,13 @@ fn markdown(
                 (Some(x), Some((_, why))) => {
                     let _ = writeln!(
                         md,
-                        "| `{}` | {}{per} | `{}` | {}{} | **{:.3}** | {why} |",
+                        "| `{}` | {}{per} | `{}` | {}{} | **{}** | {why} |",
                         r.id,
                         human(r.per_element()),
                         x.id,
                         human(x.per_element()),
                         if x.elements.is_some() { " /event" } else { "" },
-                        r.per_element() / x.per_element()
+                        ratio(r.per_element() / x.per_element())
                     );
                 }
                 _ => {
@@ -646,6 +677,19 @@ mod tests {
             reference_rule("decision/builtin/100").map(|r| r.0),
             Some("decision/cedar/100".to_owned())
         );
+        assert_eq!(
+            reference_rule("http_tools_call/secure/call").map(|r| r.0),
+            Some("http_tools_call/plain".to_owned())
+        );
+        assert_eq!(reference_rule("http_tools_call"), None);
+    }
+
+    #[test]
+    fn ratios_keep_three_significant_digits() {
+        assert_eq!(ratio(1.14567), "1.146");
+        assert_eq!(ratio(0.021345), "0.0213");
+        assert_eq!(ratio(0.000214), "0.000214");
+        assert_eq!(ratio(12.34), "12.340");
     }
 
     #[test]
