@@ -464,7 +464,8 @@ fn machine(load_before: String) -> Value {
         .unwrap_or_default()
         .lines()
         .find(|l| l.starts_with("MemTotal"))
-        .map(|l| l.trim_start_matches("MemTotal:").trim().to_owned())
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0))
         .unwrap_or_else(|| "unknown".into());
     let commit = command_line("git", &["rev-parse", "HEAD"]);
     let dirty = !command_line("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
