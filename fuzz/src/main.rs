@@ -270,7 +270,7 @@ fn smoke_target(
                 .unwrap_or_else(|| "panic".into());
             let saved = save_crash(target, input);
             format!(
-                "{what}\n  input saved to {saved}\n  reproduce: cargo run --manifest-path fuzz/Cargo.toml --no-default-features --bin etdi-fuzz -- replay {} {saved}",
+                "{what}\n  input saved to {saved}\n  reproduce: cargo xtask fuzz --replay {} {saved}",
                 target.name
             )
         })

@@ -9,8 +9,8 @@
 //!
 //! The fuzz package is not a workspace member (its own lock file), but it
 //! is built into the workspace's `target/` so that the libraries' compiled
-//! dependencies are shared, with `--no-default-features` so that libFuzzer
-//! (nightly only) is never compiled.
+//! dependencies are shared, with `--no-default-features --features driver`
+//! so that libFuzzer (nightly only) is never compiled.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -51,18 +51,19 @@ fn fuzz_cargo_with_features(subcommand: &str) -> Command {
     c
 }
 
-/// The same without the `libfuzzer` feature: what runs on stable.
+/// The stable build: the `etdi-fuzz` driver, without libFuzzer.
 fn fuzz_cargo(subcommand: &str) -> Command {
     let mut c = fuzz_cargo_with_features(subcommand);
-    c.arg("--no-default-features");
+    c.args(["--no-default-features", "--features", "driver"]);
     c
 }
 
-/// `cargo clippy` over the fuzz package, warnings denied, libFuzzer entry
-/// points included (checking them needs no nightly; running them does).
+/// `cargo clippy` over the fuzz package, warnings denied: the driver and
+/// the libFuzzer entry points (checking them needs no nightly; running
+/// them does).
 pub fn clippy() -> Command {
     let mut c = fuzz_cargo_with_features("clippy");
-    c.args(["--all-targets", "--", "-D", "warnings"]);
+    c.args(["--all-features", "--all-targets", "--", "-D", "warnings"]);
     c
 }
 
@@ -109,10 +110,25 @@ pub fn main(args: &[String]) -> Result<(), String> {
             result
         }
         Some("--list") => steps.run("fuzz targets", driver(&["list"])),
+        Some("--replay") => {
+            // The driver runs in the workspace root: make the files' paths
+            // absolute against the caller's directory first.
+            let here = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+            let mut a = vec!["replay".to_owned()];
+            for (i, arg) in args.iter().skip(1).enumerate() {
+                a.push(if i == 0 {
+                    arg.clone()
+                } else {
+                    here.join(arg).display().to_string()
+                });
+            }
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            steps.run("fuzz replay", driver(&a))
+        }
         Some("--write-seeds") => steps.run("fuzz seeds", driver(&["write-seeds"])),
         _ => Err(
-            "usage: cargo xtask fuzz --smoke [--seconds N] [TARGET...] | --list | --write-seeds \
-             (libFuzzer, nightly only: cargo +nightly fuzz run TARGET)"
+            "usage: cargo xtask fuzz --smoke [--seconds N] [TARGET...] | --replay TARGET FILE... \
+             | --list | --write-seeds (libFuzzer, nightly only: cargo +nightly fuzz run TARGET)"
                 .into(),
         ),
     }

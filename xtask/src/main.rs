@@ -35,6 +35,8 @@ tasks:
   interop            install the peers and run every cross-implementation test
   fuzz --smoke [--seconds N] [TARGET...]
                      run the fuzz targets on stable for N seconds each (default 15)
+  fuzz --replay TARGET FILE...
+                     run saved inputs (a finding, a libFuzzer artifact) once
   fuzz --list        list the fuzz targets
   fuzz --write-seeds regenerate the seed corpus under fuzz/corpus/
   bench              run every criterion bench (release), write BENCHMARKS.md
