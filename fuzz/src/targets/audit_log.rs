@@ -8,8 +8,9 @@
 //!
 //! Invariants: no panic; a record's `hash_ok` agrees with the writer's own
 //! hash function over the canonical event (the generic canonical form and
-//! the hand-written one cannot drift apart); a record or checkpoint
-//! re-serialised parses back the same; and a log verifies only if each of
+//! the hand-written one cannot drift apart); a record re-serialised parses
+//! back the same, and so does a checkpoint unless it cannot be verified
+//! either; and a log verifies only if each of
 //! its records is the fixture's record at that position (nothing altered,
 //! inserted, reordered or forged; records may only be missing from the end
 //! past the last checkpoint).
@@ -121,11 +122,16 @@ pub fn run(data: &[u8]) {
                 .to_line()
                 .ok()
                 .and_then(|l| Checkpoint::parse(l.strip_suffix(b"\n").unwrap_or(&l)).ok());
-            assert_eq!(
-                again.as_ref(),
-                Some(&cp),
-                "a checkpoint does not round-trip"
-            );
+            // The parser accepts integers the canonical form cannot carry
+            // (beyond 2^53); such a checkpoint cannot be written back, and
+            // then it must not verify either (etdi-audit's
+            // tests/fuzz_regressions.rs).
+            if again.as_ref() != Some(&cp) {
+                assert!(
+                    cp.verify(&f.audit.key).is_err(),
+                    "a checkpoint that does not round-trip verified: {cp:?}"
+                );
+            }
         }
     }
 
