@@ -167,7 +167,17 @@ pub fn require_program(program: &str, why: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::TestCounts;
+    use super::{TestCounts, require_program};
+
+    #[test]
+    fn a_missing_program_is_an_error_naming_it() {
+        let err = require_program("etdi-no-such-peer", "it is needed").unwrap_err();
+        assert!(
+            err.contains("etdi-no-such-peer") && err.contains("it is needed"),
+            "{err}"
+        );
+        assert!(require_program("cargo", "").is_ok());
+    }
 
     #[test]
     fn libtest_summaries_add_up() {
