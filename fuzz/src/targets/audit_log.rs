@@ -17,7 +17,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use etdi_audit::Verifier;
 use etdi_audit::record::{parse_record, record_hash, write_record_line};
@@ -75,19 +74,7 @@ fn scratch_path() -> PathBuf {
     base.join(format!("etdi-fuzz-audit-{}", std::process::id()))
 }
 
-/// The scratch directory of this process (removed by [`cleanup`]).
-fn scratch() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = scratch_path();
-        if let Err(e) = fs::create_dir_all(&dir) {
-            panic!("fuzz harness: {}: {e}", dir.display());
-        }
-        dir
-    })
-}
-
-/// Removes the scratch directory, if this process made one.
+/// Removes the scratch directory, if this process left one.
 pub fn cleanup() {
     let _ = fs::remove_dir_all(scratch_path());
 }
@@ -135,7 +122,12 @@ pub fn run(data: &[u8]) {
         }
     }
 
-    let dir = scratch();
+    // The directory lives only while the verifier reads it, so that no
+    // driver (libFuzzer never returns to us) leaves it behind.
+    let dir = scratch_path();
+    if let Err(e) = fs::create_dir_all(&dir) {
+        panic!("fuzz harness: {}: {e}", dir.display());
+    }
     write(
         &dir.join(format!("{AUDIT_PREFIX}-{:020}.jsonl", 0)),
         Some(log),
@@ -144,8 +136,11 @@ pub fn run(data: &[u8]) {
         &dir.join(format!("{AUDIT_PREFIX}.checkpoints.jsonl")),
         checkpoints,
     );
-    let key = &f.audit.key;
-    match Verifier::new(dir).checkpoint_verifier(key).verify() {
+    let verdict = Verifier::new(&dir)
+        .checkpoint_verifier(&f.audit.key)
+        .verify();
+    cleanup();
+    match verdict {
         Ok(report) => {
             // Every complete line must be the fixture's record at its seq.
             let lines: Vec<&[u8]> = log
