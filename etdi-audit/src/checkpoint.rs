@@ -168,7 +168,16 @@ impl Checkpoint {
     pub fn parse(line: &[u8]) -> Result<Self, String> {
         let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
         let value = parse_json(text).map_err(|e| e.to_string())?;
-        serde_json::from_value(value).map_err(|e| e.to_string())
+        let cp: Checkpoint = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        // A checkpoint of another format version is not understood, so its
+        // count and head must not be relied on either (fail closed).
+        if cp.v != CHECKPOINT_VERSION {
+            return Err(format!(
+                "unsupported checkpoint version {} (expected {CHECKPOINT_VERSION})",
+                cp.v
+            ));
+        }
+        Ok(cp)
     }
 }
 
