@@ -150,7 +150,13 @@ async fn start_secure(
     let sink = etdi_audit::sink::FileSink::builder(audit_dir)
         .open()
         .unwrap();
-    let log = etdi_audit::AuditLog::builder().sink(sink).build().unwrap();
+    // A server logs a few events per request at a steady rate: let the
+    // writer gather them (AuditLogBuilder::linger).
+    let log = etdi_audit::AuditLog::builder()
+        .sink(sink)
+        .linger(Duration::from_millis(1))
+        .build()
+        .unwrap();
     start_secure_with(issuer, signing, granularity, Arc::new(log)).await
 }
 

@@ -22,7 +22,11 @@ pub trait AuditRecorder: Send + Sync {
 
 /// etdi-audit's log: events are queued without blocking the executor and
 /// written (hash-chained, group-committed) by its writer thread. Build the
-/// log with the default `Overflow::Block` so nothing is dropped.
+/// log with the default `Overflow::Block` so nothing is dropped, and with
+/// `.linger(Duration::from_millis(1))`: a server logs a few events per
+/// request at a steady rate, and the default 200 µs linger wakes the
+/// writer for almost every event (measured ~28 µs of CPU per event against
+/// ~11 µs with 1 ms, in `benches/http.rs`).
 #[async_trait]
 impl AuditRecorder for etdi_audit::AuditLog {
     async fn record(&self, event: AuditEvent) -> Result<(), StageError> {

@@ -152,6 +152,8 @@ async fn serve(mut config: Config, json: bool, repin: &[String]) -> Result<(), S
         })?;
     let audit = AuditLog::builder()
         .sink(sink)
+        // A gateway logs a few events per call at a steady rate.
+        .linger(std::time::Duration::from_millis(1))
         .build()
         .map_err(|e| format!("cannot start the audit log: {e}"))?;
 

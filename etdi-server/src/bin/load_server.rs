@@ -108,6 +108,7 @@ async fn serve() -> Result<(), String> {
     let log = Arc::new(
         AuditLog::builder()
             .sink(sink)
+            .linger(std::time::Duration::from_millis(1))
             .build()
             .map_err(|e| format!("audit log: {e}"))?,
     );
