@@ -71,7 +71,17 @@ fn interop() -> Result<(), String> {
     let start = Instant::now();
     let mut steps = Steps::default();
     let result = (|| {
-        let plan = TestPlan::from_targets(&metadata::targets()?)?;
+        let mut plan = TestPlan::from_targets(&metadata::targets()?)?;
+        // The load and fault tests run on their own, uncaptured, so that their
+        // figures (throughput, latency, peak RSS, acknowledged vs found after
+        // SIGKILL) are in the CI log.
+        let had_load = plan.regular_tests.len();
+        plan.regular_tests.retain(|t| t != LOAD_TESTS);
+        if plan.regular_tests.len() == had_load {
+            return Err(format!(
+                "test target `{LOAD_TESTS}` not found (renamed? update xtask)"
+            ));
+        }
         let peers = peers::install(&mut steps)?;
         interop::run(&mut steps, &plan, &peers)
     })();
@@ -93,6 +103,9 @@ fn ci() -> Result<(), String> {
     );
     result
 }
+
+/// The load and SIGKILL fault tests (etdi-server).
+const LOAD_TESTS: &str = "load_fault";
 
 fn ci_steps(steps: &mut Steps) -> Result<(), String> {
     let root = root();
@@ -128,6 +141,9 @@ fn ci_steps(steps: &mut Steps) -> Result<(), String> {
         "cargo test (all but interop)",
         interop::ordinary_tests(&plan, &peers),
     )?;
+    let mut load = interop::cargo_test(&peers);
+    load.args(["--test", LOAD_TESTS, "--", "--nocapture"]);
+    steps.run_tests("load and fault tests (figures printed)", load)?;
     let mut doc = interop::cargo_test(&peers);
     doc.arg("--doc");
     steps.run_tests("cargo test --doc", doc)?;
