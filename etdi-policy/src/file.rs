@@ -241,7 +241,9 @@ impl Ctx<'_> {
 }
 
 /// 1-based line and character column of byte offset `at` in `text`.
-fn line_col(text: &str, at: usize) -> (usize, usize) {
+/// Public so other TOML configuration readers (the `etdi proxy` config)
+/// report positions exactly as policy files do.
+pub fn line_col(text: &str, at: usize) -> (usize, usize) {
     let at = at.min(text.len());
     let before = text.as_bytes().get(..at).unwrap_or_default();
     let line = before.iter().filter(|b| **b == b'\n').count() + 1;
@@ -256,8 +258,10 @@ fn line_col(text: &str, at: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// A serde path as the dotted field name users write.
-fn field_of(path: &serde_path_to_error::Path) -> String {
+/// A serde path as the dotted field name users write (`tools.x[0].y`),
+/// skipping the span wrapper's internal names. Public for the same reason
+/// as [`line_col`].
+pub fn field_of(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();
     for seg in path.iter() {

@@ -15,6 +15,7 @@ use etdi_core::tool::MAX_CALL_DEPTH;
 use etdi_core::{Permission, SecurityLevel, SecurityPolicy, ToolId, ToolVersion};
 use etdi_crypto::{Algorithm, CryptoProvider, SigningKey};
 use etdi_policy::PolicyDocument;
+use etdi_policy::file::{field_of, line_col};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -359,52 +360,6 @@ impl Ctx<'_> {
         }
         Ok(bytes)
     }
-}
-
-/// 1-based line and character column of byte offset `at` in `text`.
-fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let at = at.min(text.len());
-    let before = text.as_bytes().get(..at).unwrap_or_default();
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let start = before
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i + 1);
-    let col = String::from_utf8_lossy(before.get(start..).unwrap_or_default())
-        .chars()
-        .count()
-        + 1;
-    (line, col)
-}
-
-/// A serde path as the dotted field name users write.
-fn field_of(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for seg in path.iter() {
-        match seg {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                // The span wrapper's internal names are not user fields.
-                if key.starts_with("$__") {
-                    continue;
-                }
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                if key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                {
-                    out.push_str(key);
-                } else {
-                    out.push_str(&format!("{key:?}"));
-                }
-            }
-            Segment::Unknown => {}
-        }
-    }
-    out
 }
 
 /// Reads and checks the configuration at `file`. Reads the files it refers
