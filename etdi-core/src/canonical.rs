@@ -288,10 +288,36 @@ pub(crate) mod fast {
     }
 
     pub(crate) fn write_object(out: &mut String, map: &Map<String, Value>) -> Option<()> {
+        // RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their
+        // names. The map usually iterates in that order already (serde_json's
+        // default map is sorted by bytes, which agrees for almost all names),
+        // so write straight through, checking the order as it goes; at the
+        // first name out of order (serde_json's `preserve_order`, or names
+        // where the two orders differ) start the object again from a sorted
+        // copy.
+        let start = out.len();
+        out.push('{');
+        let mut prev: Option<&str> = None;
+        for (k, v) in map {
+            if let Some(p) = prev {
+                if !utf16_cmp(p, k).is_lt() {
+                    out.truncate(start);
+                    return write_sorted_object(out, map);
+                }
+                out.push(',');
+            }
+            prev = Some(k);
+            write_string(out, k);
+            out.push(':');
+            write_value(out, v)?;
+        }
+        out.push('}');
+        Some(())
+    }
+
+    fn write_sorted_object(out: &mut String, map: &Map<String, Value>) -> Option<()> {
         let mut members: Vec<(&String, &Value)> = map.iter().collect();
-        // RFC 8785 §3.2.3: sort by UTF-16 code units, not UTF-8 bytes (they
-        // differ for characters above U+FFFF against U+E000-U+FFFF).
-        members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+        members.sort_by(|a, b| utf16_cmp(a.0, b.0));
         out.push('{');
         for (i, (k, v)) in members.into_iter().enumerate() {
             if i > 0 {
@@ -305,26 +331,60 @@ pub(crate) mod fast {
         Some(())
     }
 
+    /// Compares two strings by their UTF-16 code units. UTF-8 byte order is
+    /// code point order, which differs from UTF-16 order only between
+    /// U+E000..=U+FFFF (lead bytes 0xEE, 0xEF) and characters above U+FFFF
+    /// (lead bytes 0xF0 and up); strings without such bytes compare by bytes.
+    pub(crate) fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+        let plain = |s: &str| s.bytes().all(|c| c < 0xEE);
+        if plain(a) && plain(b) {
+            a.as_bytes().cmp(b.as_bytes())
+        } else {
+            a.encode_utf16().cmp(b.encode_utf16())
+        }
+    }
+
     /// RFC 8785 §3.2.2.2: `"` and `\` escaped, control characters as
     /// `\b \t \n \f \r` or `\u00xx` (lowercase hex), everything else as is.
     pub(crate) fn write_string(out: &mut String, s: &str) {
         out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\u{8}' => out.push_str("\\b"),
-                '\t' => out.push_str("\\t"),
-                '\n' => out.push_str("\\n"),
-                '\u{c}' => out.push_str("\\f"),
-                '\r' => out.push_str("\\r"),
-                c if c < ' ' => {
-                    // Writing to a String cannot fail.
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-                c => out.push(c),
-            }
+        // Copy runs that need no escape whole; only `"`, `\` and control
+        // characters (all ASCII, so never inside a multi-byte character)
+        // break a run.
+        let bytes = s.as_bytes();
+        // Most strings need no escape at all: one branch-free pass (which
+        // the compiler vectorises) decides, and the string is copied whole.
+        let clean = bytes
+            .iter()
+            .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+        if clean {
+            out.push_str(s);
+            out.push('"');
+            return;
         }
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let escape = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                0x08 => "\\b",
+                b'\t' => "\\t",
+                b'\n' => "\\n",
+                0x0c => "\\f",
+                b'\r' => "\\r",
+                0x00..=0x1f => "",
+                _ => continue,
+            };
+            out.push_str(s.get(start..i).unwrap_or_default());
+            if escape.is_empty() {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{:04x}", b);
+            } else {
+                out.push_str(escape);
+            }
+            start = i + 1;
+        }
+        out.push_str(s.get(start..).unwrap_or_default());
         out.push('"');
     }
 }
@@ -384,6 +444,20 @@ impl Digest {
     /// The 32 raw digest bytes.
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// True when `text` is exactly this digest's wire form (`sha256:` and
+    /// 64 lowercase hex digits): the same answer as parsing `text` and
+    /// comparing, without parsing.
+    pub fn is_written_as(&self, text: &str) -> bool {
+        let mut hex_digits = [0u8; 64];
+        match (
+            text.strip_prefix(Self::PREFIX),
+            hex::encode_to_slice(self.0, &mut hex_digits),
+        ) {
+            (Some(rest), Ok(())) => rest.as_bytes() == hex_digits,
+            _ => false,
+        }
     }
 }
 
@@ -540,6 +614,25 @@ mod tests {
         );
         assert_eq!(d.to_string().parse::<Digest>(), Ok(d));
         assert!(d.to_string().to_uppercase().parse::<Digest>().is_err());
+        // `is_written_as` answers exactly what parse-and-compare answers.
+        let other = Digest::of(b"abd");
+        for text in [
+            d.to_string(),
+            other.to_string(),
+            d.to_string().to_uppercase(),
+            d.to_string().replace("sha256:", "SHA256:"),
+            d.to_string()[..70].to_owned(),
+            format!("{d}0"),
+            format!(" {d}"),
+            d.to_string()["sha256:".len()..].to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(
+                d.is_written_as(&text),
+                text.parse::<Digest>() == Ok(d),
+                "{text}"
+            );
+        }
         assert!("sha256:abc".parse::<Digest>().is_err());
         assert!(
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

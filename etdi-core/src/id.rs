@@ -176,8 +176,17 @@ ident!(
 /// immutable identities, so `1.0.0+a` and `1.0.0+b` are different versions.
 /// [`ToolVersion::precedence`] orders by SemVer precedence (build ignored) for
 /// upgrade and downgrade checks.
+///
+/// The written form is kept next to the parsed one: it goes into every
+/// definition digest and attestation check, and formatting the version
+/// each time was a measurable part of verification.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ToolVersion(semver::Version);
+pub struct ToolVersion {
+    version: semver::Version,
+    /// `version` as SemVer writes it (a function of `version`, so the
+    /// derived equality and hash are the version's own).
+    text: Box<str>,
+}
 
 impl ToolVersion {
     /// Longest accepted version string, in bytes.
@@ -193,7 +202,10 @@ impl ToolVersion {
             });
         }
         semver::Version::parse(s)
-            .map(ToolVersion)
+            .map(|version| ToolVersion {
+                text: version.to_string().into_boxed_str(),
+                version,
+            })
             .map_err(|e| IdError::InvalidVersion {
                 input: s.to_owned(),
                 reason: e.to_string(),
@@ -202,12 +214,17 @@ impl ToolVersion {
 
     /// Major, minor and patch numbers.
     pub fn triple(&self) -> (u64, u64, u64) {
-        (self.0.major, self.0.minor, self.0.patch)
+        (self.version.major, self.version.minor, self.version.patch)
+    }
+
+    /// The version as written (`MAJOR.MINOR.PATCH[-PRE][+BUILD]`).
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     /// SemVer precedence (build metadata ignored).
     pub fn precedence(&self, other: &ToolVersion) -> std::cmp::Ordering {
-        self.0.cmp_precedence(&other.0)
+        self.version.cmp_precedence(&other.version)
     }
 }
 
@@ -220,19 +237,19 @@ impl FromStr for ToolVersion {
 
 impl fmt::Display for ToolVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        f.pad(&self.text)
     }
 }
 
 impl fmt::Debug for ToolVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ToolVersion({})", self.0)
+        write!(f, "ToolVersion({})", self.text)
     }
 }
 
 impl Serialize for ToolVersion {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
+        s.serialize_str(&self.text)
     }
 }
 

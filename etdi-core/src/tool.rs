@@ -405,7 +405,7 @@ impl ToolDefinition {
             write_string(out, t);
         }
         key(out, "version");
-        write_string(out, &self.version.to_string());
+        write_string(out, self.version.as_str());
         out.push('}');
         Some(())
     }
@@ -413,7 +413,33 @@ impl ToolDefinition {
     /// The definition digest: SHA-256 over [`ToolDefinition::canonical_bytes`].
     /// This is the only digest of a tool that ETDI uses anywhere.
     pub fn digest(&self) -> Result<Digest, CanonicalError> {
-        self.canonical_bytes().map(|b| Digest::of(&b))
+        // Every attestation check recomputes this digest: write into a
+        // per-thread buffer rather than allocate one each time.
+        thread_local! {
+            static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        /// Buffers grown past this are dropped after use, not kept.
+        const KEEP_BYTES: usize = 64 * 1024;
+        let fast = BUF
+            .try_with(|buf| {
+                let mut buf = buf.try_borrow_mut().ok()?;
+                buf.clear();
+                let digest = self
+                    .write_canonical(&mut buf)
+                    .map(|()| Digest::of(buf.as_bytes()));
+                if buf.capacity() > KEEP_BYTES {
+                    *buf = String::new();
+                }
+                digest
+            })
+            .ok()
+            .flatten();
+        match fast {
+            Some(digest) => Ok(digest),
+            // Documents the typed writer does not handle (and a thread being
+            // torn down) take the general path.
+            None => self.canonical_bytes().map(|b| Digest::of(&b)),
+        }
     }
 }
 
