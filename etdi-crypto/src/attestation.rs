@@ -31,7 +31,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use etdi_core::{
     Digest, IdError, ProviderId, ToolDefinition, ToolId, ToolVersion, VerificationFailure,
@@ -45,16 +45,20 @@ use crate::alg::Algorithm;
 use crate::claims::{DEFAULT_SKEW_SECS, ETDI_VER, new_jti};
 use crate::clock::UnixTime;
 use crate::error::JwsError;
-use crate::jws::{JwsHeader, Validation};
-use crate::key::{KeyId, SigningKey};
+use crate::jws::{self, Validation};
+use crate::key::{KeyId, SigningKey, VerifyingKey};
 use crate::provider::CryptoProvider;
-use crate::token::{self, JwsClass, PeekError, SignError};
+use crate::token::{self, JwsClass, SignError};
 use crate::trust::KeyRing;
 
 /// The JWS `typ` of an attestation.
 pub const ATTESTATION_TYP: &str = "etdi-tool+jwt";
 /// `typ` values an OAuth authorization server may use instead (§5.3).
 const OAUTH_TYPS: [&str; 2] = ["at+jwt", "JWT"];
+
+/// Stack room for a decoded attestation payload: ordinary claims sets fit,
+/// larger ones are decoded onto the heap.
+const PAYLOAD_BUF_BYTES: usize = 1024;
 
 /// The claims set of an attestation (§5.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +94,96 @@ pub struct AttestationClaims {
     /// Optional unique id, for revocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+}
+
+/// [`AttestationClaims`] read in place from the verified payload: strings
+/// borrow from it unless they contain escapes. Verification compares these
+/// against the definition without copying them; the owned claims are built
+/// only for [`AttestationVerifier::verify_detailed`]'s answer.
+#[derive(Deserialize)]
+struct ClaimsRef<'a> {
+    etdi_ver: u64,
+    #[serde(borrow)]
+    iss: Text<'a>,
+    #[serde(borrow)]
+    sub: Text<'a>,
+    #[serde(borrow)]
+    tool_name: Text<'a>,
+    #[serde(borrow)]
+    tool_version: Text<'a>,
+    #[serde(borrow, default)]
+    tool_digest: Option<Text<'a>>,
+    #[serde(borrow)]
+    provider: Text<'a>,
+    #[serde(borrow, default)]
+    permissions: Option<Vec<Text<'a>>>,
+    #[serde(borrow, default)]
+    scope: Option<Text<'a>>,
+    iat: UnixTime,
+    #[serde(default)]
+    exp: Option<UnixTime>,
+    #[serde(borrow, default)]
+    jti: Option<Text<'a>>,
+}
+
+impl ClaimsRef<'_> {
+    fn into_owned(self) -> AttestationClaims {
+        AttestationClaims {
+            etdi_ver: self.etdi_ver,
+            iss: self.iss.into(),
+            sub: self.sub.into(),
+            tool_name: self.tool_name.into(),
+            tool_version: self.tool_version.into(),
+            tool_digest: self.tool_digest.map(Into::into),
+            provider: self.provider.into(),
+            permissions: self
+                .permissions
+                .map(|list| list.into_iter().map(Into::into).collect()),
+            scope: self.scope.map(Into::into),
+            iat: self.iat,
+            exp: self.exp,
+            jti: self.jti.map(Into::into),
+        }
+    }
+}
+
+/// A JSON string borrowed from the input when it has no escapes, decoded
+/// into an owned string when it has (serde's own `Cow` impl always copies
+/// inside an `Option` or a `Vec`).
+struct Text<'a>(std::borrow::Cow<'a, str>);
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Text<'_>> for String {
+    fn from(t: Text<'_>) -> String {
+        t.0.into_owned()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// Produces attestations for one issuer.
@@ -289,7 +383,9 @@ impl DigestedDefinition {
 /// Verifies attestations against trusted issuers and a revocation list.
 #[derive(Debug, Clone)]
 pub struct AttestationVerifier {
-    issuers: HashMap<String, TrustedIssuer>,
+    /// Ordered: a lookup is a few string comparisons, cheaper than hashing
+    /// the issuer for the handful of issuers a verifier trusts.
+    issuers: BTreeMap<String, TrustedIssuer>,
     revocations: Revocations,
     validation: Validation,
     algorithms: Vec<Algorithm>,
@@ -308,7 +404,7 @@ impl AttestationVerifier {
     /// only `typ: etdi-tool+jwt`.
     pub fn new() -> Self {
         AttestationVerifier {
-            issuers: HashMap::new(),
+            issuers: BTreeMap::new(),
             revocations: Revocations::new(),
             validation: validation(Algorithm::ALL, false),
             algorithms: Algorithm::ALL.to_vec(),
@@ -365,13 +461,13 @@ impl AttestationVerifier {
 
     /// Verifies `token` for the definition `def` as advertised.
     pub fn verify(&self, token: &str, def: &ToolDefinition, now: UnixTime) -> VerificationStatus {
-        match self.verify_detailed(token, def, now) {
-            Ok(v) => VerificationStatus::Verified {
-                issuer: v.claims.iss,
-                key_id: v.key_id.as_str().to_owned(),
-            },
-            Err(failure) => VerificationStatus::Failed { failure },
-        }
+        let verified = self.verify_inner(token, def, None, now, |claims, key, _, _| {
+            VerificationStatus::Verified {
+                issuer: claims.iss.into(),
+                key_id: key.kid().as_str().to_owned(),
+            }
+        });
+        verified.unwrap_or_else(|failure| VerificationStatus::Failed { failure })
     }
 
     /// Verifies an advertised MCP `Tool` object: `Unsigned` without an
@@ -402,7 +498,7 @@ impl AttestationVerifier {
         def: &ToolDefinition,
         now: UnixTime,
     ) -> Result<VerifiedAttestation, VerificationFailure> {
-        self.verify_inner(token, def, None, now)
+        self.verify_inner(token, def, None, now, verified_attestation)
     }
 
     /// [`AttestationVerifier::verify_detailed`] for a definition whose
@@ -414,36 +510,50 @@ impl AttestationVerifier {
         def: &DigestedDefinition,
         now: UnixTime,
     ) -> Result<VerifiedAttestation, VerificationFailure> {
-        self.verify_inner(token, &def.def, Some(def.digest), now)
+        self.verify_inner(token, &def.def, Some(def.digest), now, verified_attestation)
     }
 
-    fn verify_inner(
+    /// §5.2 in order; on success hands the verified claims (still
+    /// borrowed from the token), the key, the algorithm and the digest to
+    /// `finish`.
+    fn verify_inner<R>(
         &self,
         token: &str,
         def: &ToolDefinition,
         digest: Option<Digest>,
         now: UnixTime,
-    ) -> Result<VerifiedAttestation, VerificationFailure> {
+        finish: impl FnOnce(ClaimsRef<'_>, &VerifyingKey, Algorithm, Digest) -> R,
+    ) -> Result<R, VerificationFailure> {
         // Step 1 (and reading `iss`, which step 2 needs to find the keys).
-        let (opened, claims): (_, AttestationClaims) = token::open_claims(token, &self.validation)
-            .map_err(|e| match e {
-                PeekError::Jws(e) => from_jws(e),
-                PeekError::Claims(detail) => VerificationFailure::Malformed {
-                    detail: format!("claims: {detail}"),
-                },
+        // Nothing read from the payload is acted on before the signature
+        // over these same bytes has been checked.
+        let mut buf = [0u8; PAYLOAD_BUF_BYTES];
+        let opened = jws::Opened::open_in(token, &self.validation, &mut buf).map_err(from_jws)?;
+        // Checking UTF-8 once for the whole payload lets the parser skip
+        // checking it string by string.
+        let text =
+            std::str::from_utf8(opened.payload()).map_err(|e| VerificationFailure::Malformed {
+                detail: format!("claims: not UTF-8: {e}"),
+            })?;
+        let claims: ClaimsRef<'_> =
+            serde_json::from_str(text).map_err(|e| VerificationFailure::Malformed {
+                detail: format!("claims: {e}"),
             })?;
         // Steps 1-3: strict JWS, typ, crit, alg allow-list, alg equal to the
         // algorithm of the key found by kid among the issuer's keys, signature.
-        let issuer = self.issuers.get(&claims.iss);
+        let issuer = self.issuers.get(claims.iss.as_str());
         let verified = match issuer {
-            Some(i) => opened.verify(&self.validation, &i.keys.resolver(now)),
-            None => opened.verify(&self.validation, &|_: &JwsHeader| None),
+            // The ring lends the key: no reference counts touched.
+            Some(i) => opened.verify_with(&self.validation, |h| i.keys.get(h.kid()?, now)),
+            None => opened.verify_with(&self.validation, |_| None::<&VerifyingKey>),
         };
         let (header, key) = match (verified, issuer) {
             (Ok(v), _) => v,
             (Err(JwsError::UnknownKey { .. }), None) => {
                 // Header checks passed; the issuer is the problem.
-                return Err(VerificationFailure::UntrustedIssuer { issuer: claims.iss });
+                return Err(VerificationFailure::UntrustedIssuer {
+                    issuer: claims.iss.into(),
+                });
             }
             (Err(e), _) => return Err(from_jws(e)),
         };
@@ -477,23 +587,23 @@ impl AttestationVerifier {
                 detail: e.to_string(),
             })?,
         };
-        let Some(signed) = claims.tool_digest.as_deref() else {
+        let Some(signed) = claims.tool_digest.as_ref().map(Text::as_str) else {
             return Err(mismatch("tool_digest"));
         };
-        if signed.parse::<Digest>() != Ok(digest) {
+        if !digest.is_written_as(signed) {
             return Err(VerificationFailure::DigestMismatch);
         }
         // Step 6: the other claims against the definition.
-        if claims.sub != def.id.as_str() {
+        if claims.sub.as_str() != def.id.as_str() {
             return Err(mismatch("sub"));
         }
-        if claims.tool_name != def.name.as_str() {
+        if claims.tool_name.as_str() != def.name.as_str() {
             return Err(mismatch("tool_name"));
         }
-        if !displays_as(&def.version, &claims.tool_version) {
+        if def.version.as_str() != claims.tool_version.as_str() {
             return Err(mismatch("tool_version"));
         }
-        if claims.provider != def.provider.id.as_str() {
+        if claims.provider.as_str() != def.provider.id.as_str() {
             return Err(mismatch("provider"));
         }
         // A signer writes the definition's set in its own order, so an
@@ -501,14 +611,14 @@ impl AttestationVerifier {
         // any other list is compared as a set, which decides.
         let same_list = claims.permissions.as_ref().is_some_and(|list| {
             list.iter()
-                .map(String::as_str)
+                .map(Text::as_str)
                 .eq(def.permissions.iter().map(|p| p.as_str()))
         });
         if !same_list {
             let signed_permissions: BTreeSet<&str> = match (&claims.permissions, &claims.scope) {
-                (Some(list), _) => list.iter().map(String::as_str).collect(),
+                (Some(list), _) => list.iter().map(Text::as_str).collect(),
                 (None, Some(scope)) if self.accept_oauth => {
-                    scope.split_ascii_whitespace().collect()
+                    scope.as_str().split_ascii_whitespace().collect()
                 }
                 _ => return Err(mismatch("permissions")),
             };
@@ -518,21 +628,27 @@ impl AttestationVerifier {
             }
         }
         // Step 7: issuer scope and revocations.
-        let issuer_trust = issuer.ok_or_else(|| VerificationFailure::UntrustedIssuer {
-            issuer: claims.iss.clone(),
-        })?;
+        let Some(issuer_trust) = issuer else {
+            return Err(VerificationFailure::UntrustedIssuer {
+                issuer: claims.iss.into(),
+            });
+        };
         if !issuer_trust.providers.allows(&def.provider.id) {
-            return Err(VerificationFailure::UntrustedIssuer { issuer: claims.iss });
+            return Err(VerificationFailure::UntrustedIssuer {
+                issuer: claims.iss.into(),
+            });
         }
-        if self.revocations.keys.contains(key.kid().as_str())
-            || self.revocations.keys.contains(key.thumbprint().as_str())
+        // Each lookup hashes its key first; skip them when nothing of the
+        // kind is revoked, the usual case.
+        if !self.revocations.keys.is_empty()
+            && (self.revocations.keys.contains(key.kid().as_str())
+                || self.revocations.keys.contains(key.thumbprint().as_str()))
         {
             return Err(VerificationFailure::RevokedKey {
                 key_id: key.kid().as_str().to_owned(),
             });
         }
-        // The lookup key is an owned pair; skip building it when nothing is
-        // revoked, the usual case.
+        // The version lookup also builds an owned pair to look up.
         if !self.revocations.versions.is_empty()
             && self
                 .revocations
@@ -542,16 +658,29 @@ impl AttestationVerifier {
             return Err(VerificationFailure::RevokedVersion);
         }
         if let Some(jti) = &claims.jti
-            && self.revocations.jtis.contains(jti)
+            && !self.revocations.jtis.is_empty()
+            && self.revocations.jtis.contains(jti.as_str())
         {
-            return Err(VerificationFailure::RevokedAttestation { jti: jti.clone() });
+            return Err(VerificationFailure::RevokedAttestation {
+                jti: jti.as_str().to_owned(),
+            });
         }
-        Ok(VerifiedAttestation {
-            key_id: key.kid().clone(),
-            algorithm: header.alg(),
-            digest,
-            claims,
-        })
+        Ok(finish(claims, key, header.alg(), digest))
+    }
+}
+
+/// The owned answer of [`AttestationVerifier::verify_detailed`].
+fn verified_attestation(
+    claims: ClaimsRef<'_>,
+    key: &VerifyingKey,
+    algorithm: Algorithm,
+    digest: Digest,
+) -> VerifiedAttestation {
+    VerifiedAttestation {
+        claims: claims.into_owned(),
+        key_id: key.kid().clone(),
+        algorithm,
+        digest,
     }
 }
 
@@ -565,22 +694,6 @@ fn validation(algorithms: impl IntoIterator<Item = Algorithm>, accept_oauth: boo
     } else {
         v.expect_typ(ATTESTATION_TYP)
     }
-}
-
-/// True when `value` displays exactly as `expected`, compared as it is
-/// written, without building the string.
-fn displays_as(value: &impl std::fmt::Display, expected: &str) -> bool {
-    struct Compare<'a> {
-        rest: &'a str,
-    }
-    impl std::fmt::Write for Compare<'_> {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            self.rest = self.rest.strip_prefix(s).ok_or(std::fmt::Error)?;
-            Ok(())
-        }
-    }
-    let mut compare = Compare { rest: expected };
-    std::fmt::write(&mut compare, format_args!("{value}")).is_ok() && compare.rest.is_empty()
 }
 
 fn mismatch(claim: &str) -> VerificationFailure {

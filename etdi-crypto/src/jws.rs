@@ -26,6 +26,8 @@ use base64::Engine as _;
 use serde::de;
 use serde_json::{Map, Value};
 
+use std::borrow::Cow;
+
 use crate::B64;
 use crate::alg::Algorithm;
 use crate::error::{JwsError, JwsPart};
@@ -50,7 +52,7 @@ const REGISTERED: [&str; 17] = [
 pub struct JwsHeader {
     alg: Algorithm,
     kid: Option<String>,
-    typ: Option<String>,
+    typ: Option<Cow<'static, str>>,
     cty: Option<String>,
     crit: Vec<String>,
     extra: Map<String, Value>,
@@ -84,7 +86,7 @@ impl JwsHeader {
     /// Sets `typ` (for example `etdi-attestation+jwt`).
     #[must_use]
     pub fn with_typ(mut self, typ: impl Into<String>) -> Self {
-        self.typ = Some(typ.into());
+        self.typ = Some(Cow::Owned(typ.into()));
         self
     }
 
@@ -157,7 +159,7 @@ impl JwsHeader {
             map.insert("kid".to_owned(), Value::from(kid.as_str()));
         }
         if let Some(typ) = &self.typ {
-            map.insert("typ".to_owned(), Value::from(typ.as_str()));
+            map.insert("typ".to_owned(), Value::from(typ.as_ref()));
         }
         if let Some(cty) = &self.cty {
             map.insert("cty".to_owned(), Value::from(cty.as_str()));
@@ -204,7 +206,7 @@ impl JwsHeader {
             match name.as_str() {
                 "alg" => alg = Some(Algorithm::parse(string_member(&name, &value)?)?),
                 "kid" => header.kid = Some(string_member(&name, &value)?.to_owned()),
-                "typ" => header.typ = Some(string_member(&name, &value)?.to_owned()),
+                "typ" => header.typ = Some(known_typ(string_member(&name, &value)?)),
                 "cty" => header.cty = Some(string_member(&name, &value)?.to_owned()),
                 "crit" => header.crit = crit_member(&value)?,
                 _ => {
@@ -254,6 +256,22 @@ struct CommonHeader<'a> {
     cty: Option<&'a str>,
 }
 
+/// A header `typ`, without a copy when it is one of the media types ETDI
+/// issues (every token it verifies carries one).
+fn known_typ(typ: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 5] = [
+        crate::attestation::ATTESTATION_TYP,
+        crate::request::REQUEST_TYP,
+        crate::chain::HOP_TYP,
+        "at+jwt",
+        "JWT",
+    ];
+    match KNOWN.iter().find(|k| **k == typ) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(typ.to_owned()),
+    }
+}
+
 impl CommonHeader<'_> {
     fn parse(text: &str) -> Option<JwsHeader> {
         let mut de = serde_json::Deserializer::from_str(text);
@@ -265,7 +283,7 @@ impl CommonHeader<'_> {
         Some(JwsHeader {
             alg,
             kid: common.kid.map(str::to_owned),
-            typ: common.typ.map(str::to_owned),
+            typ: common.typ.map(known_typ),
             cty: common.cty.map(str::to_owned),
             crit: Vec::new(),
             extra: Map::new(),
@@ -542,12 +560,12 @@ pub fn verify(
 /// verifying the same parts afterwards decodes the payload once instead of
 /// twice, and the claims they act on are from the very bytes the signature
 /// covered.
-pub(crate) struct Opened<'t> {
+pub(crate) struct Opened<'t, 'b> {
     parts: Parts<'t>,
-    payload: Vec<u8>,
+    payload: std::borrow::Cow<'b, [u8]>,
 }
 
-impl<'t> Opened<'t> {
+impl<'t> Opened<'t, 'static> {
     /// Splits `token` (within the size bound of `validation`, exactly three
     /// parts) and decodes its payload. The header's own size bound is left
     /// to [`Opened::verify`], so a token whose claims are unreadable is
@@ -555,6 +573,23 @@ impl<'t> Opened<'t> {
     pub(crate) fn open(token: &'t str, validation: &Validation) -> Result<Self, JwsError> {
         let parts = split_parts(token, validation.max_token_bytes)?;
         let payload = decode(parts.payload, JwsPart::Payload)?;
+        Ok(Opened {
+            parts,
+            payload: std::borrow::Cow::Owned(payload),
+        })
+    }
+}
+
+impl<'t, 'b> Opened<'t, 'b> {
+    /// [`Opened::open`], decoding the payload into `buf` when it fits (the
+    /// same decoder either way, so the same encodings are accepted).
+    pub(crate) fn open_in(
+        token: &'t str,
+        validation: &Validation,
+        buf: &'b mut [u8],
+    ) -> Result<Self, JwsError> {
+        let parts = split_parts(token, validation.max_token_bytes)?;
+        let payload = decode_small(parts.payload, JwsPart::Payload, buf)?;
         Ok(Opened { parts, payload })
     }
 
@@ -570,11 +605,22 @@ impl<'t> Opened<'t> {
         validation: &Validation,
         keys: &dyn KeyResolver,
     ) -> Result<(JwsHeader, VerifyingKey), JwsError> {
+        self.verify_with(validation, |h| keys.resolve(h))
+    }
+
+    /// [`Opened::verify`] with the key found by `resolve`, which may lend
+    /// it rather than clone it.
+    pub(crate) fn verify_with<K: std::borrow::Borrow<VerifyingKey>>(
+        &self,
+        validation: &Validation,
+        resolve: impl FnOnce(&JwsHeader) -> Option<K>,
+    ) -> Result<(JwsHeader, K), JwsError> {
         check_header_size(self.parts.header)?;
-        let (header, key) = check_header(self.parts.header, validation, keys)?;
+        let (header, key) = check_header_with(self.parts.header, validation, resolve)?;
         let mut buf = [0u8; SMALL_PART_BYTES];
         let signature = decode_small(self.parts.signature, JwsPart::Signature, &mut buf)?;
-        key.verify(self.parts.signing_input.as_bytes(), &signature)?;
+        key.borrow()
+            .verify(self.parts.signing_input.as_bytes(), &signature)?;
         Ok((header, key))
     }
 }
@@ -645,7 +691,9 @@ fn split_parts(token: &str, max_token_bytes: usize) -> Result<Parts<'_>, JwsErro
             limit: max_token_bytes,
         });
     }
-    let mut dots = token.match_indices('.').map(|(i, _)| i);
+    // SIMD search: the whole token is scanned on every verification (the
+    // third `next` proves there is no fourth part).
+    let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
     let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(JwsError::NotCompact {
             parts: token.split('.').count(),
@@ -679,8 +727,9 @@ fn decode(part: &str, which: JwsPart) -> Result<Vec<u8>, JwsError> {
 
 /// Stack room for a decoded header or signature: every signature ETDI
 /// accepts (RSA-4096 is 512 bytes) and any ordinary header fit, so the hot
-/// path does not allocate for them.
-const SMALL_PART_BYTES: usize = 768;
+/// path does not allocate for them. (No larger: the buffer is zeroed on
+/// every verification.)
+const SMALL_PART_BYTES: usize = 512;
 
 /// [`decode`] into `buf` when the part fits, into a `Vec` otherwise. The
 /// same engine decodes either way, so the accepted encodings are the same.
@@ -705,6 +754,16 @@ fn check_header(
     validation: &Validation,
     keys: &dyn KeyResolver,
 ) -> Result<(JwsHeader, VerifyingKey), JwsError> {
+    check_header_with(encoded, validation, |h| keys.resolve(h))
+}
+
+/// [`check_header`] with the key found by `resolve`, which may lend it
+/// (`&VerifyingKey`) rather than hand out a clone.
+fn check_header_with<K: std::borrow::Borrow<VerifyingKey>>(
+    encoded: &str,
+    validation: &Validation,
+    resolve: impl FnOnce(&JwsHeader) -> Option<K>,
+) -> Result<(JwsHeader, K), JwsError> {
     let mut buf = [0u8; SMALL_PART_BYTES];
     let json = decode_small(encoded, JwsPart::Header, &mut buf)?;
     let header = JwsHeader::parse(&json)?;
@@ -719,7 +778,7 @@ fn check_header(
         if !matches {
             return Err(JwsError::UnexpectedType {
                 expected: expected.clone(),
-                found: header.typ.clone(),
+                found: header.typ.as_deref().map(str::to_owned),
             });
         }
     }
@@ -731,13 +790,14 @@ fn check_header(
     if validation.require_kid && header.kid.is_none() {
         return Err(JwsError::MissingKeyId);
     }
-    let key = keys.resolve(&header).ok_or_else(|| JwsError::UnknownKey {
+    let key = resolve(&header).ok_or_else(|| JwsError::UnknownKey {
         kid: header.kid.clone(),
     })?;
-    if key.algorithm() != header.alg {
+    let algorithm = key.borrow().algorithm();
+    if algorithm != header.alg {
         return Err(JwsError::KeyAlgorithmMismatch {
             header: header.alg,
-            key: key.algorithm(),
+            key: algorithm,
         });
     }
     Ok((header, key))

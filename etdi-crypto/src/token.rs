@@ -50,7 +50,7 @@ pub(crate) fn sign_claims<C: Serialize>(
 pub(crate) fn open_claims<'t, C: DeserializeOwned>(
     token: &'t str,
     validation: &jws::Validation,
-) -> Result<(jws::Opened<'t>, C), PeekError> {
+) -> Result<(jws::Opened<'t, 'static>, C), PeekError> {
     let opened = jws::Opened::open(token, validation).map_err(PeekError::Jws)?;
     let claims =
         serde_json::from_slice(opened.payload()).map_err(|e| PeekError::Claims(e.to_string()))?;
