@@ -129,12 +129,15 @@ async fn listen() -> (tokio::net::TcpListener, String) {
     (l, url)
 }
 
-async fn start_plain() -> String {
+/// `json`: stateless, `application/json` answers (see `start_secure_with`).
+async fn start_plain(json: bool) -> String {
     let (l, url) = listen().await;
     let svc = StreamableHttpService::new(
         || Ok(Plain),
         Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default(),
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(!json)
+            .with_json_response(json),
     );
     let app = axum::Router::new().route_service("/mcp", svc);
     tokio::spawn(async move { axum::serve(l, app).await });
@@ -146,6 +149,7 @@ async fn start_secure(
     signing: Option<&SigningKey>,
     granularity: etdi_server::audit::AuditGranularity,
     audit_dir: &std::path::Path,
+    json: bool,
 ) -> String {
     let sink = etdi_audit::sink::FileSink::builder(audit_dir)
         .open()
@@ -157,7 +161,7 @@ async fn start_secure(
         .linger(Duration::from_millis(1))
         .build()
         .unwrap();
-    start_secure_with(issuer, signing, granularity, Arc::new(log)).await
+    start_secure_with(issuer, signing, granularity, Arc::new(log), json).await
 }
 
 async fn start_secure_with(
@@ -165,6 +169,7 @@ async fn start_secure_with(
     signing: Option<&SigningKey>,
     granularity: etdi_server::audit::AuditGranularity,
     audit: Arc<dyn etdi_server::stages::AuditRecorder>,
+    json: bool,
 ) -> String {
     let (l, url) = listen().await;
     let mut policy = SecurityPolicy::new(SecurityLevel::Enhanced);
@@ -198,7 +203,17 @@ async fn start_secure_with(
             .request_verifier(RequestVerifier::new(url.clone(), issuers));
     }
     let server = b.build().unwrap();
-    let app = etdi_server::http::router(server, etdi_server::http::HttpOptions::default()).unwrap();
+    // `json`: no sessions and `application/json` answers. rmcp's default
+    // client opens a new TCP connection for every call, which both servers
+    // of a pair pay alike; the JSON pair is driven by a pooling client
+    // (`connect_pooled`), so the per-call cost of ETDI is measured against
+    // a smaller common base.
+    let options = etdi_server::http::HttpOptions {
+        sessions: !json,
+        json_response: json,
+        ..etdi_server::http::HttpOptions::default()
+    };
+    let app = etdi_server::http::router(server, options).unwrap();
     tokio::spawn(async move { axum::serve(l, app).await });
     url
 }
@@ -211,6 +226,24 @@ async fn connect(url: &str, token: Option<String>) -> Client {
     ().serve(StreamableHttpClientTransport::from_config(config))
         .await
         .unwrap()
+}
+
+/// [`connect`] with a pooling HTTP client. rmcp's default client keeps no
+/// idle connections (an SSE answer it stops reading mid-stream would stall
+/// the next request on the same connection), so it opens one TCP
+/// connection per call; JSON answers are read to the end, so the pair
+/// served with them can keep connections alive.
+async fn connect_pooled(url: &str, token: Option<String>) -> Client {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
+    if let Some(t) = token {
+        config = config.auth_header(t);
+    }
+    ().serve(StreamableHttpClientTransport::with_client(
+        reqwest::Client::new(),
+        config,
+    ))
+    .await
+    .unwrap()
 }
 
 fn args() -> JsonObject {
@@ -337,19 +370,23 @@ fn main() {
     let dir1 = tempfile::tempdir().unwrap();
     let dir2 = tempfile::tempdir().unwrap();
     let dir3 = tempfile::tempdir().unwrap();
+    let dir4 = tempfile::tempdir().unwrap();
     use etdi_server::audit::AuditGranularity::{PerCall, PerStep};
     let variants: Vec<Variant> = rt.block_on(async {
-        let plain = start_plain().await;
-        let secure = start_secure(&issuer, None, PerStep, dir1.path()).await;
-        let per_call = start_secure(&issuer, None, PerCall, dir3.path()).await;
-        let signed = start_secure(&issuer, Some(&client_key), PerCall, dir2.path()).await;
+        let plain = start_plain(false).await;
+        let secure = start_secure(&issuer, None, PerStep, dir1.path(), false).await;
+        let per_call = start_secure(&issuer, None, PerCall, dir3.path(), false).await;
+        let signed = start_secure(&issuer, Some(&client_key), PerCall, dir2.path(), false).await;
         let unaudited = start_secure_with(
             &issuer,
             None,
             PerCall,
             Arc::new(etdi_server::audit::NoAudit),
+            false,
         )
         .await;
+        let plain_json = start_plain(true).await;
+        let secure_json = start_secure(&issuer, None, PerStep, dir4.path(), true).await;
         vec![
             Variant {
                 name: "plain",
@@ -388,6 +425,20 @@ fn main() {
                 name: "secure/noaudit",
                 client: connect(&unaudited, Some(issuer.token(&unaudited))).await,
                 url: unaudited,
+                key: None,
+            },
+            // The same pair as `plain`/`secure`, served statelessly with
+            // JSON answers over kept-alive connections.
+            Variant {
+                name: "plain/json",
+                client: connect_pooled(&plain_json, None).await,
+                url: plain_json,
+                key: None,
+            },
+            Variant {
+                name: "secure/json",
+                client: connect_pooled(&secure_json, Some(issuer.token(&secure_json))).await,
+                url: secure_json,
                 key: None,
             },
         ]
@@ -465,6 +516,8 @@ fn main() {
             ratios[i].push(round[i] / round[0]);
         }
     }
+    // Per-round throughputs, before the medians below sort them.
+    let per_round = tputs.clone();
     for l in &mut lat {
         l.sort();
     }
@@ -494,6 +547,18 @@ fn main() {
         );
     }
     let by_name = |name: &str| variants.iter().position(|v| v.name == name);
+    if let (Some(s), Some(p)) = (by_name("secure/json"), by_name("plain/json")) {
+        let mut r: Vec<f64> = per_round[s]
+            .iter()
+            .zip(&per_round[p])
+            .map(|(a, b)| a / b)
+            .collect();
+        println!(
+            "secure/json against plain/json: throughput ratio {:.3} (median of per-round ratios), +p50 {:.1} us",
+            median(&mut r),
+            (pct(&lat[s], 0.5).as_secs_f64() - pct(&lat[p], 0.5).as_secs_f64()) * 1e6
+        );
+    }
     if let (Some(signed), Some(unsigned)) = (by_name("secure+es256"), by_name("secure/call")) {
         let signing = pct(&lat[signed], 0.5).as_secs_f64() - pct(&lat[unsigned], 0.5).as_secs_f64();
         println!(
