@@ -289,37 +289,46 @@ pub(crate) mod fast {
 
     pub(crate) fn write_object(out: &mut String, map: &Map<String, Value>) -> Option<()> {
         // RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their
-        // names. The map usually iterates in that order already (serde_json's
-        // default map is sorted by bytes, which agrees for almost all names),
-        // so write straight through, checking the order as it goes; at the
-        // first name out of order (serde_json's `preserve_order`, or names
-        // where the two orders differ) start the object again from a sorted
-        // copy.
-        let start = out.len();
-        out.push('{');
+        // names. serde_json's default map iterates sorted by bytes, which
+        // agrees for almost all names, so check the order first and write
+        // straight through when it holds. With serde_json's `preserve_order`
+        // (which any crate in a build can switch on) maps keep insertion
+        // order: sort references to the members, on the stack when there
+        // are few.
         let mut prev: Option<&str> = None;
-        for (k, v) in map {
-            if let Some(p) = prev {
-                if !utf16_cmp(p, k).is_lt() {
-                    out.truncate(start);
-                    return write_sorted_object(out, map);
-                }
-                out.push(',');
-            }
+        let in_order = map.keys().all(|k| {
+            let ok = prev.is_none_or(|p| utf16_cmp(p, k).is_lt());
             prev = Some(k);
-            write_string(out, k);
-            out.push(':');
-            write_value(out, v)?;
+            ok
+        });
+        if in_order {
+            return write_members(out, map.iter());
         }
-        out.push('}');
-        Some(())
+        const ON_STACK: usize = 16;
+        if map.len() <= ON_STACK {
+            let mut slots: [Option<(&String, &Value)>; ON_STACK] = [None; ON_STACK];
+            for (slot, member) in slots.iter_mut().zip(map) {
+                *slot = Some(member);
+            }
+            let members = slots.get_mut(..map.len())?;
+            // Names in a map are unique, so an unstable sort is exact.
+            members.sort_unstable_by(|a, b| match (a, b) {
+                (Some(a), Some(b)) => utf16_cmp(a.0, b.0),
+                _ => std::cmp::Ordering::Equal,
+            });
+            return write_members(out, members.iter().flatten().copied());
+        }
+        let mut members: Vec<(&String, &Value)> = map.iter().collect();
+        members.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
+        write_members(out, members.into_iter())
     }
 
-    fn write_sorted_object(out: &mut String, map: &Map<String, Value>) -> Option<()> {
-        let mut members: Vec<(&String, &Value)> = map.iter().collect();
-        members.sort_by(|a, b| utf16_cmp(a.0, b.0));
+    fn write_members<'a>(
+        out: &mut String,
+        members: impl Iterator<Item = (&'a String, &'a Value)>,
+    ) -> Option<()> {
         out.push('{');
-        for (i, (k, v)) in members.into_iter().enumerate() {
+        for (i, (k, v)) in members.enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -329,6 +338,36 @@ pub(crate) mod fast {
         }
         out.push('}');
         Some(())
+    }
+
+    /// Puts the members of `map`, and of every object inside it, in
+    /// canonical (UTF-16) order where the map keeps insertion order
+    /// (serde_json's `preserve_order`). The map's content, and so its JCS
+    /// form, does not change; only how fast it is written.
+    pub(crate) fn sort_members(map: &mut Map<String, Value>) {
+        let mut prev: Option<&str> = None;
+        let in_order = map.keys().all(|k| {
+            let ok = prev.is_none_or(|p| utf16_cmp(p, k).is_lt());
+            prev = Some(k);
+            ok
+        });
+        if !in_order {
+            let mut members: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
+            members.sort_unstable_by(|a, b| utf16_cmp(&a.0, &b.0));
+            map.extend(members);
+        }
+        for value in map.values_mut() {
+            sort_value_members(value);
+        }
+    }
+
+    /// [`sort_members`] for every object in `value`.
+    pub(crate) fn sort_value_members(value: &mut Value) {
+        match value {
+            Value::Object(map) => sort_members(map),
+            Value::Array(items) => items.iter_mut().for_each(sort_value_members),
+            _ => {}
+        }
     }
 
     /// Compares two strings by their UTF-16 code units. UTF-8 byte order is

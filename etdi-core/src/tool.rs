@@ -488,6 +488,20 @@ impl RawDefinition {
                 require_signature: s.require_signature.unwrap_or(false),
                 require_request_signing: s.require_request_signing.unwrap_or(false),
             });
+        // Members in canonical order once, here, so that every digest of
+        // this definition takes the canonical writer's in-order path (this
+        // matters only when serde_json's `preserve_order` is on).
+        let mut input_schema = self.input_schema;
+        canonical::fast::sort_members(&mut input_schema);
+        let mut output_schema = self.output_schema;
+        let mut annotations = self.annotations;
+        let mut icons = self.icons;
+        for map in [&mut output_schema, &mut annotations].into_iter().flatten() {
+            canonical::fast::sort_members(map);
+        }
+        for value in icons.iter_mut().flatten() {
+            canonical::fast::sort_value_members(value);
+        }
         Ok(ToolDefinition {
             id,
             name,
@@ -495,10 +509,10 @@ impl RawDefinition {
             version,
             description,
             provider,
-            input_schema: self.input_schema,
-            output_schema: self.output_schema,
-            annotations: self.annotations,
-            icons: self.icons,
+            input_schema,
+            output_schema,
+            annotations,
+            icons,
             permissions,
             call_chain,
             security,
