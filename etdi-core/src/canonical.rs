@@ -295,13 +295,7 @@ pub(crate) mod fast {
         // (which any crate in a build can switch on) maps keep insertion
         // order: sort references to the members, on the stack when there
         // are few.
-        let mut prev: Option<&str> = None;
-        let in_order = map.keys().all(|k| {
-            let ok = prev.is_none_or(|p| utf16_cmp(p, k).is_lt());
-            prev = Some(k);
-            ok
-        });
-        if in_order {
+        if in_utf16_order(map) {
             return write_members(out, map.iter());
         }
         const ON_STACK: usize = 16;
@@ -345,13 +339,7 @@ pub(crate) mod fast {
     /// (serde_json's `preserve_order`). The map's content, and so its JCS
     /// form, does not change; only how fast it is written.
     pub(crate) fn sort_members(map: &mut Map<String, Value>) {
-        let mut prev: Option<&str> = None;
-        let in_order = map.keys().all(|k| {
-            let ok = prev.is_none_or(|p| utf16_cmp(p, k).is_lt());
-            prev = Some(k);
-            ok
-        });
-        if !in_order {
+        if !in_utf16_order(map) {
             let mut members: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
             members.sort_unstable_by(|a, b| utf16_cmp(&a.0, &b.0));
             map.extend(members);
@@ -368,6 +356,16 @@ pub(crate) mod fast {
             Value::Array(items) => items.iter_mut().for_each(sort_value_members),
             _ => {}
         }
+    }
+
+    /// True when the map iterates its members in canonical (UTF-16) order.
+    fn in_utf16_order(map: &Map<String, Value>) -> bool {
+        let mut prev: Option<&str> = None;
+        map.keys().all(|k| {
+            let ok = prev.is_none_or(|p| utf16_cmp(p, k).is_lt());
+            prev = Some(k);
+            ok
+        })
     }
 
     /// Compares two strings by their UTF-16 code units. UTF-8 byte order is

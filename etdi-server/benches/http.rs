@@ -219,13 +219,7 @@ async fn start_secure_with(
 }
 
 async fn connect(url: &str, token: Option<String>) -> Client {
-    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
-    if let Some(t) = token {
-        config = config.auth_header(t);
-    }
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap()
+    connect_with(url, token, false).await
 }
 
 /// [`connect`] with a pooling HTTP client. rmcp's default client keeps no
@@ -234,16 +228,20 @@ async fn connect(url: &str, token: Option<String>) -> Client {
 /// connection per call; JSON answers are read to the end, so the pair
 /// served with them can keep connections alive.
 async fn connect_pooled(url: &str, token: Option<String>) -> Client {
+    connect_with(url, token, true).await
+}
+
+async fn connect_with(url: &str, token: Option<String>, pooled: bool) -> Client {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
     if let Some(t) = token {
         config = config.auth_header(t);
     }
-    ().serve(StreamableHttpClientTransport::with_client(
-        reqwest::Client::new(),
-        config,
-    ))
-    .await
-    .unwrap()
+    let transport = if pooled {
+        StreamableHttpClientTransport::with_client(reqwest::Client::new(), config)
+    } else {
+        StreamableHttpClientTransport::from_config(config)
+    };
+    ().serve(transport).await.unwrap()
 }
 
 fn args() -> JsonObject {
