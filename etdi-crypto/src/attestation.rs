@@ -214,6 +214,11 @@ impl AttestationSigner {
         self
     }
 
+    /// How long attestations stay valid, in seconds (`None`: no expiry).
+    pub fn validity(&self) -> Option<u64> {
+        self.validity
+    }
+
     /// Whether to add a random `jti` (on by default; needed to revoke one
     /// attestation without revoking the version or the key).
     #[must_use]

@@ -71,11 +71,51 @@ impl std::fmt::Debug for BearerAuth {
 }
 
 /// One advertised tool.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Registered {
     pub(crate) def: Arc<ToolDefinition>,
     pub(crate) digest: Digest,
-    pub(crate) tool: Tool,
+    /// What `tools/list` shows, re-signed before its attestation expires.
+    advertised: std::sync::RwLock<Advertised>,
+}
+
+/// A tool as advertised, with the time its attestation is due for
+/// re-signing.
+#[derive(Debug, Clone)]
+struct Advertised {
+    tool: Tool,
+    /// Unix seconds from which the attestation is re-signed; `None` when it
+    /// never expires (or there is none).
+    refresh_at: Option<u64>,
+}
+
+impl Advertised {
+    /// `def` as an MCP tool, attested at `now` when a signer is given.
+    /// An attestation that expires is re-signed once half of its validity
+    /// has passed, so a client never receives one about to lapse.
+    fn new(
+        def: &ToolDefinition,
+        attestation: Option<&(AttestationSigner, Arc<SigningKey>)>,
+        now: UnixTime,
+    ) -> Result<Self, BuildError> {
+        let name = def.name.to_string();
+        let signed = match attestation {
+            Some((signer, key)) => Some(
+                signer
+                    .sign(key, def, now)
+                    .map_err(|_| BuildError::Attestation { tool: name.clone() })?,
+            ),
+            None => None,
+        };
+        let tool = wire::to_mcp_tool(def, signed.as_deref()).map_err(|e| BuildError::Tool {
+            tool: name,
+            message: e.to_string(),
+        })?;
+        let refresh_at = attestation
+            .and_then(|(signer, _)| signer.validity())
+            .map(|v| now.as_secs().saturating_add(v / 2));
+        Ok(Advertised { tool, refresh_at })
+    }
 }
 
 /// Everything the pipeline needs, shared by every session of the server.
@@ -98,6 +138,8 @@ pub(crate) struct Shared {
     pub(crate) jwks_uri: Option<String>,
     pub(crate) jwks: etdi_crypto::JwkSet,
     pub(crate) granularity: audit::AuditGranularity,
+    /// Signs attestations again as they near expiry.
+    attestation: Option<(AttestationSigner, Arc<SigningKey>)>,
 }
 
 /// An rmcp server handler with ETDI in front of its tools.
@@ -178,7 +220,7 @@ impl<H> SecureServer<H> {
         self.shared
             .order
             .iter()
-            .filter_map(|n| self.shared.tools.get(n).map(|r| r.tool.clone()))
+            .filter_map(|n| self.shared.tools.get(n).map(|r| self.shared.advertised(r)))
             .collect()
     }
 }
@@ -525,26 +567,14 @@ impl SecureServerBuilder {
                 tool: name.clone(),
                 message: e.to_string(),
             })?;
-            let attestation = match &self.attestation {
-                Some((signer, key)) => Some(
-                    signer
-                        .sign(key, &def, UnixTime::now())
-                        .map_err(|_| BuildError::Attestation { tool: name.clone() })?,
-                ),
-                None => None,
-            };
-            let tool =
-                wire::to_mcp_tool(&def, attestation.as_deref()).map_err(|e| BuildError::Tool {
-                    tool: name.clone(),
-                    message: e.to_string(),
-                })?;
+            let advertised = Advertised::new(&def, self.attestation.as_ref(), UnixTime::now())?;
             order.push(name.clone());
             tools.insert(
                 name,
                 Registered {
                     def: Arc::new(def),
                     digest,
-                    tool,
+                    advertised: std::sync::RwLock::new(advertised),
                 },
             );
         }
@@ -588,6 +618,7 @@ impl SecureServerBuilder {
             jwks_uri: self.jwks_uri,
             jwks,
             granularity: self.granularity,
+            attestation: self.attestation,
         };
         Ok(SecureServer {
             shared: Arc::new(shared),
@@ -667,6 +698,33 @@ struct Call<'a> {
 }
 
 impl Shared {
+    /// The tool as advertised now: its attestation is signed again once
+    /// half of its validity has passed. If signing fails, the previous
+    /// attestation is served (a client rejects it once it expires, which
+    /// fails closed) and the failure is logged; the next list retries.
+    fn advertised(&self, r: &Registered) -> Tool {
+        let now = UnixTime::now();
+        {
+            let a = r.advertised.read().unwrap_or_else(|p| p.into_inner());
+            if a.refresh_at.is_none_or(|t| now.as_secs() < t) {
+                return a.tool.clone();
+            }
+        }
+        let mut a = r.advertised.write().unwrap_or_else(|p| p.into_inner());
+        // Another caller may have re-signed while this one waited.
+        if a.refresh_at.is_some_and(|t| now.as_secs() >= t) {
+            match Advertised::new(&r.def, self.attestation.as_ref(), now) {
+                Ok(fresh) => *a = fresh,
+                Err(e) => tracing::error!(
+                    tool = %r.def.name,
+                    error = %e,
+                    "could not re-sign the tool attestation; serving the previous one until it expires"
+                ),
+            }
+        }
+        a.tool.clone()
+    }
+
     /// Records one step's event. A recorder failure is returned as an
     /// internal reason so that the caller denies.
     async fn record(
@@ -1260,13 +1318,16 @@ impl<H: ServerHandler> ServerHandler for SecureServer<H> {
             .iter()
             .filter_map(|n| s.tools.get(n))
             .filter(|r| visible.as_ref().is_none_or(|v| v.contains(&r.def.id)))
-            .map(|r| r.tool.clone())
+            .map(|r| s.advertised(r))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.shared.tools.get(name).map(|r| r.tool.clone())
+        self.shared
+            .tools
+            .get(name)
+            .map(|r| self.shared.advertised(r))
     }
 
     async fn call_tool(

@@ -342,3 +342,72 @@ async fn malformed_etdi_meta_is_refused_as_a_bad_signature() {
     );
     client.cancel().await.unwrap();
 }
+
+/// An attestation that expires is signed again once half of its validity
+/// has passed: a long-running server never advertises one that has lapsed,
+/// and each one it serves verifies at the time it is served.
+#[tokio::test]
+async fn expiring_attestations_are_re_signed_before_they_lapse() {
+    use etdi_crypto::attestation::{AttestationSigner, AttestationVerifier, ProviderScope};
+    use etdi_crypto::trust::KeyRing;
+    use etdi_crypto::{UnixTime, jws};
+
+    let key = es256();
+    let audit = Arc::new(MemoryAudit::new());
+    let server = demo_builder(basic(), audit)
+        .local_identity(alice(&["demo:read"]))
+        .attestation(
+            AttestationSigner::new("com.example").with_validity(2),
+            key.clone(),
+        )
+        .build()
+        .unwrap();
+    let client = connect(server.clone()).await;
+    let mut ring = KeyRing::new();
+    ring.insert(key.verifying_key().clone());
+    let mut verifier = AttestationVerifier::new().with_skew(0);
+    verifier.trust_issuer("com.example", ring, ProviderScope::Any);
+
+    // The attestation of `echo` in a fresh tools/list, checked as a client
+    // would check it now, with its `exp`.
+    let listed = || async {
+        let tools = client.list_tools(None).await.unwrap().tools;
+        let echo = tools.into_iter().find(|t| t.name == "echo").unwrap();
+        let token = echo.meta.as_ref().unwrap().0[wire::META_ATTESTATION]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let def: ToolDefinition = wire::from_mcp_tool(&echo).unwrap();
+        let status = verifier.verify(&token, &def, UnixTime::now());
+        assert!(status.is_verified(), "{status:?}");
+        let (_, payload) = jws::peek_unverified(&token).unwrap();
+        let claims: Value = serde_json::from_slice(&payload).unwrap();
+        let exp = claims["exp"].as_u64().unwrap();
+        assert_eq!(exp, claims["iat"].as_u64().unwrap() + 2);
+        (token, exp)
+    };
+
+    let (first, first_exp) = listed().await;
+    // Within the first half of the validity the same attestation is served
+    // (signing on every list would cost a signature per tool per list).
+    let (again, _) = listed().await;
+    if UnixTime::now().as_secs() < first_exp - 1 {
+        assert_eq!(again, first);
+    }
+    // After the first one has expired, the list carries a new one that
+    // verifies now.
+    while UnixTime::now().as_secs() <= first_exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (second, second_exp) = listed().await;
+    assert_ne!(second, first);
+    assert!(second_exp > first_exp);
+    // `advertised_tools` (what the CLI and the HTTP layer show) is fresh too.
+    let shown = server.advertised_tools();
+    let echo = shown.iter().find(|t| t.name == "echo").unwrap();
+    assert_eq!(
+        echo.meta.as_ref().unwrap().0[wire::META_ATTESTATION],
+        Value::from(second)
+    );
+    client.cancel().await.unwrap();
+}
