@@ -11,7 +11,19 @@
 //!   verified, replay store included. Signatures are made before timing,
 //!   as a client would sign off the server's critical path.
 //!
-//! The signing overhead is `secure+es256` against `secure/call`.
+//! * `secure/call+verify`: `secure/call` (unsigned calls) whose tool runs
+//!   one ES256 verification of a fixed message: the cost of one verify
+//!   inside the server, where it shares the caches with HTTP, JSON and the
+//!   audit log;
+//! * `secure/call+sig`: the signed requests sent to `secure/call`, which
+//!   verifies none (the cost of carrying a signature);
+//! * `secure/noaudit`, `secure/json/noaudit`: no audit sink;
+//! * `plain/json`, `secure/json`, `secure/json/call`: the same servers
+//!   stateless with `application/json` answers, driven over kept-alive
+//!   connections.
+//!
+//! The signing overhead is `secure+es256` against `secure/call`, printed
+//! beside the latency of one verify run in a tool (`secure/call+verify`).
 //!
 //! Criterion measures the mean per call; a second pass prints p50/p99
 //! latency, the added latency against `plain`, and throughput with 8
@@ -144,9 +156,27 @@ async fn start_plain(json: bool) -> String {
     url
 }
 
+/// How a secure server of the bench treats request signatures.
+#[derive(Clone, Copy)]
+enum Sig<'a> {
+    /// Signatures not required, none verified.
+    Off,
+    /// Every call must be signed by this key (ES256).
+    Required(&'a SigningKey),
+    /// No signatures, but the tool itself runs one ES256 verification of a
+    /// fixed message: what one verify costs inside the server, between
+    /// HTTP, JSON and the audit log (the control for `secure+es256`).
+    InTool,
+}
+
+/// The fixed message, signature and key of [`Sig::InTool`].
+static IN_TOOL: std::sync::OnceLock<(etdi_crypto::VerifyingKey, Vec<u8>)> =
+    std::sync::OnceLock::new();
+const IN_TOOL_MSG: &[u8] = b"etdi benchmark message";
+
 async fn start_secure(
     issuer: &Issuer,
-    signing: Option<&SigningKey>,
+    signing: Sig<'_>,
     granularity: etdi_server::audit::AuditGranularity,
     audit_dir: &std::path::Path,
     json: bool,
@@ -166,12 +196,13 @@ async fn start_secure(
 
 async fn start_secure_with(
     issuer: &Issuer,
-    signing: Option<&SigningKey>,
+    signing: Sig<'_>,
     granularity: etdi_server::audit::AuditGranularity,
     audit: Arc<dyn etdi_server::stages::AuditRecorder>,
     json: bool,
 ) -> String {
     let (l, url) = listen().await;
+    let signing_in_tool = matches!(signing, Sig::InTool);
     let mut policy = SecurityPolicy::new(SecurityLevel::Enhanced);
     policy.require_tool_signatures = false;
     let mut b = SecureServer::builder("bench")
@@ -191,9 +222,15 @@ async fn start_secure_with(
         .tool(
             EtdiTool::new("echo", "1.0.0")
                 .permissions(["demo:read"])
-                .handler(|a: EchoArgs, _c: ToolContext| async move { echo(&a.text) }),
+                .handler(move |a: EchoArgs, _c: ToolContext| async move {
+                    if signing_in_tool {
+                        let (key, sig) = IN_TOOL.get().unwrap();
+                        key.verify(IN_TOOL_MSG, sig).unwrap();
+                    }
+                    echo(&a.text)
+                }),
         );
-    if let Some(key) = signing {
+    if let Sig::Required(key) = signing {
         let mut issuers = IssuerKeys::new();
         issuers.add("alice", key.verifying_key().clone());
         let mut p = policy;
@@ -369,22 +406,46 @@ fn main() {
     let dir2 = tempfile::tempdir().unwrap();
     let dir3 = tempfile::tempdir().unwrap();
     let dir4 = tempfile::tempdir().unwrap();
+    let dir5 = tempfile::tempdir().unwrap();
+    let dir6 = tempfile::tempdir().unwrap();
+    let in_tool_sig = client_key.sign(IN_TOOL_MSG).unwrap();
+    IN_TOOL
+        .set((client_key.verifying_key().clone(), in_tool_sig))
+        .ok()
+        .unwrap();
     use etdi_server::audit::AuditGranularity::{PerCall, PerStep};
     let variants: Vec<Variant> = rt.block_on(async {
         let plain = start_plain(false).await;
-        let secure = start_secure(&issuer, None, PerStep, dir1.path(), false).await;
-        let per_call = start_secure(&issuer, None, PerCall, dir3.path(), false).await;
-        let signed = start_secure(&issuer, Some(&client_key), PerCall, dir2.path(), false).await;
+        let secure = start_secure(&issuer, Sig::Off, PerStep, dir1.path(), false).await;
+        let per_call = start_secure(&issuer, Sig::Off, PerCall, dir3.path(), false).await;
+        let signed = start_secure(
+            &issuer,
+            Sig::Required(&client_key),
+            PerCall,
+            dir2.path(),
+            false,
+        )
+        .await;
+        let in_tool = start_secure(&issuer, Sig::InTool, PerCall, dir6.path(), false).await;
         let unaudited = start_secure_with(
             &issuer,
-            None,
+            Sig::Off,
             PerCall,
             Arc::new(etdi_server::audit::NoAudit),
             false,
         )
         .await;
         let plain_json = start_plain(true).await;
-        let secure_json = start_secure(&issuer, None, PerStep, dir4.path(), true).await;
+        let secure_json = start_secure(&issuer, Sig::Off, PerStep, dir4.path(), true).await;
+        let secure_json_call = start_secure(&issuer, Sig::Off, PerCall, dir5.path(), true).await;
+        let secure_json_noaudit = start_secure_with(
+            &issuer,
+            Sig::Off,
+            PerCall,
+            Arc::new(etdi_server::audit::NoAudit),
+            true,
+        )
+        .await;
         vec![
             Variant {
                 name: "plain",
@@ -419,6 +480,14 @@ fn main() {
                 url: per_call.clone(),
                 key: Some(client_key.clone()),
             },
+            // Unsigned calls whose tool runs one ES256 verify: the same
+            // verify as `secure+es256`, without the request-signing code.
+            Variant {
+                name: "secure/call+verify",
+                client: connect(&in_tool, Some(issuer.token(&in_tool))).await,
+                url: in_tool,
+                key: None,
+            },
             Variant {
                 name: "secure/noaudit",
                 client: connect(&unaudited, Some(issuer.token(&unaudited))).await,
@@ -437,6 +506,23 @@ fn main() {
                 name: "secure/json",
                 client: connect_pooled(&secure_json, Some(issuer.token(&secure_json))).await,
                 url: secure_json,
+                key: None,
+            },
+            Variant {
+                name: "secure/json/call",
+                client: connect_pooled(&secure_json_call, Some(issuer.token(&secure_json_call)))
+                    .await,
+                url: secure_json_call,
+                key: None,
+            },
+            Variant {
+                name: "secure/json/noaudit",
+                client: connect_pooled(
+                    &secure_json_noaudit,
+                    Some(issuer.token(&secure_json_noaudit)),
+                )
+                .await,
+                url: secure_json_noaudit,
                 key: None,
             },
         ]
@@ -563,6 +649,15 @@ fn main() {
             "request signing adds {:.1} us at p50 (secure+es256 against secure/call)",
             signing * 1e6
         );
+        if let Some(control) = by_name("secure/call+verify") {
+            let in_tool =
+                pct(&lat[control], 0.5).as_secs_f64() - pct(&lat[unsigned], 0.5).as_secs_f64();
+            println!(
+                "one ES256 verify run inside the tool adds {:.1} us at p50 (secure/call+verify against secure/call); request signing adds {:.1} us beyond it",
+                in_tool * 1e6,
+                (signing - in_tool) * 1e6
+            );
+        }
     }
     // One ES256 verification on this machine, for the target "added p50 at
     // most one ES256 verify + 20 us".
