@@ -69,6 +69,60 @@ struct AuthState {
     max_sessions: usize,
     /// Set when per-tool scope challenges are on.
     scope_challenge: Option<ScopeChallenge>,
+    /// Requests in flight past authentication (`max_concurrent_requests`).
+    in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+impl AuthState {
+    /// Runs an authenticated request once fewer than
+    /// `max_concurrent_requests` are in flight; it waits until then. The
+    /// slot is held until the response body has been sent or dropped: in
+    /// session mode rmcp answers a call with an SSE stream whose headers
+    /// go out before the tool runs, so a limit that ended with the headers
+    /// (as tower's concurrency limit does) would not bound the tools
+    /// running at once. `GET` opens the long-lived standalone stream of a
+    /// session and is bounded by `max_sessions` instead.
+    async fn admit(&self, req: Request, next: Next) -> Response {
+        if req.method() == axum::http::Method::GET {
+            return next.run(req).await;
+        }
+        let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+            return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down").into_response();
+        };
+        next.run(req).await.map(|body| {
+            axum::body::Body::new(Admitted {
+                body,
+                _permit: permit,
+            })
+        })
+    }
+}
+
+/// A response body that holds its request's in-flight slot until it ends
+/// or is dropped.
+struct Admitted {
+    body: axum::body::Body,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Admitted {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// What the per-tool scope check needs from the server.
@@ -207,7 +261,7 @@ async fn authenticate(State(st): State<Arc<AuthState>>, mut req: Request, next: 
         return match principal {
             Ok(p) => {
                 req.extensions_mut().insert(Authenticated(p));
-                next.run(req).await
+                st.admit(req, next).await
             }
             Err(e) => {
                 st.record_failure(
@@ -343,7 +397,7 @@ async fn authenticate(State(st): State<Arc<AuthState>>, mut req: Request, next: 
         req = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
     req.extensions_mut().insert(Authenticated(principal));
-    next.run(req).await
+    st.admit(req, next).await
 }
 
 /// The axum router serving `server` over Streamable HTTP at
@@ -385,6 +439,11 @@ where
             shared: server.shared.clone(),
             max_body: limits.max_request_body_bytes,
         }),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(
+            limits
+                .max_concurrent_requests
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        )),
     });
     let doc = ProtectedResourceMetadata::new(
         bearer.resource.clone(),
@@ -408,9 +467,6 @@ where
     }
     let protected = Router::new()
         .route_service(&options.path, mcp)
-        .layer(tower::limit::ConcurrencyLimitLayer::new(
-            limits.max_concurrent_requests,
-        ))
         .layer(axum::middleware::from_fn_with_state(state, authenticate));
     let jwks = Arc::new(server.jwks().to_json());
     let jwks_route = move || {

@@ -8,7 +8,7 @@
 //! | `max_chain_hops` | 8 | `tools/call`: hops in `dev.etdi/call-chain` (the protocol cap is 32; the policy's depth rule applies on top) |
 //! | `max_hop_bytes` | 8 KiB | `tools/call`: length of each hop JWS |
 //! | `max_sessions` | 1024 | HTTP: live MCP sessions; a new `initialize` beyond it gets `503` |
-//! | `max_concurrent_requests` | 256 | HTTP: requests in flight; more wait (tower concurrency limit) |
+//! | `max_concurrent_requests` | 256 | HTTP: authenticated requests in flight, each until its response body is sent (standalone `GET` streams excepted: `max_sessions` bounds them); more wait for a slot |
 
 use etdi_core::tool::MAX_CALL_DEPTH;
 

@@ -326,3 +326,87 @@ async fn tool_scope_challenge_names_the_missing_permission_and_is_audited() {
         .unwrap();
     client.cancel().await.unwrap();
 }
+
+/// `max_concurrent_requests` bounds the authenticated requests in flight:
+/// with a limit of 2 two calls run at once (they meet at a barrier inside
+/// the tool), with a limit of 1 they take turns.
+#[tokio::test]
+async fn concurrent_requests_are_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[derive(Default)]
+    struct Inside {
+        now: AtomicUsize,
+        max: AtomicUsize,
+    }
+
+    async fn serve(
+        limit: usize,
+        barrier: Option<Arc<tokio::sync::Barrier>>,
+    ) -> (String, Arc<Inside>, LocalIssuer) {
+        let (listener, base) = loopback().await;
+        let resource = format!("{base}/mcp");
+        let issuer = LocalIssuer::new();
+        let inside = Arc::new(Inside::default());
+        let seen = inside.clone();
+        let server = etdi_server::SecureServer::builder("limits")
+            .audience(resource.clone())
+            .policy(basic())
+            .provider("com.example", "Example Corp")
+            .audit(Arc::new(MemoryAudit::new()))
+            .bearer_auth(bearer(issuer.verifier(&resource), &resource, &[]))
+            .limits(etdi_server::Limits {
+                max_concurrent_requests: limit,
+                ..Default::default()
+            })
+            .tool(
+                etdi_server::EtdiTool::new("echo", "1.0.0")
+                    .permissions(["demo:read"])
+                    .handler(move |a: EchoArgs, _c: etdi_server::ToolContext| {
+                        let seen = seen.clone();
+                        let barrier = barrier.clone();
+                        async move {
+                            let n = seen.now.fetch_add(1, Ordering::SeqCst) + 1;
+                            seen.max.fetch_max(n, Ordering::SeqCst);
+                            match barrier {
+                                Some(b) => {
+                                    b.wait().await;
+                                }
+                                None => tokio::time::sleep(Duration::from_millis(100)).await,
+                            }
+                            seen.now.fetch_sub(1, Ordering::SeqCst);
+                            a.text
+                        }
+                    }),
+            )
+            .build()
+            .unwrap();
+        spawn_http(server, listener);
+        (resource, inside, issuer)
+    }
+
+    async fn two_calls(url: &str, issuer: &LocalIssuer) {
+        let token = issuer.token(url, "alice", "demo:read");
+        let a = http_client(url, &token).await;
+        let b = http_client(url, &token).await;
+        let (ra, rb) = tokio::time::timeout(Duration::from_secs(20), async {
+            tokio::join!(
+                a.call_tool(call("echo", json!({"text": "a"}))),
+                b.call_tool(call("echo", json!({"text": "b"}))),
+            )
+        })
+        .await
+        .expect("both calls finish");
+        assert_ne!(ra.unwrap().is_error, Some(true));
+        assert_ne!(rb.unwrap().is_error, Some(true));
+    }
+
+    let (url, inside, issuer) = serve(2, Some(Arc::new(tokio::sync::Barrier::new(2)))).await;
+    two_calls(&url, &issuer).await;
+    assert_eq!(inside.max.load(Ordering::SeqCst), 2);
+
+    let (url, inside, issuer) = serve(1, None).await;
+    two_calls(&url, &issuer).await;
+    assert_eq!(inside.max.load(Ordering::SeqCst), 1);
+}
