@@ -33,7 +33,7 @@ use etdi_core::{
     ToolDefinition, VerificationFailure, VerificationStatus,
 };
 use etdi_crypto::advertised;
-use etdi_crypto::attestation::{AttestationVerifier, ProviderScope};
+use etdi_crypto::attestation::{AttestationVerifier, DigestedDefinition, ProviderScope};
 use etdi_crypto::jws;
 use etdi_crypto::trust::KeyRing;
 use etdi_crypto::{Algorithm, UnixTime};
@@ -514,14 +514,17 @@ impl Discovery {
                 return out;
             }
         };
-        let digest = match def.digest() {
+        // The digest is computed once: for verification, pinning and
+        // approvals alike.
+        let digested = match DigestedDefinition::new(def) {
             Ok(d) => d,
             Err(e) => {
                 malformed(&mut out, e.to_string());
                 return out;
             }
         };
-        let tref = audit::tool_ref(&def);
+        let (def, digest) = (digested.definition(), digested.digest());
+        let tref = audit::tool_ref(def);
         events.push(audit::tool_discovered(tref.clone(), server).build());
         let mut unavailable = None;
         out.verification = match advertised::attestation_of(tool) {
@@ -536,8 +539,8 @@ impl Discovery {
                     }
                 }
                 None => self
-                    .verifier_for(token, &def, keys)
-                    .verify(token, &def, unix),
+                    .verifier_for(token, def, keys)
+                    .verify_digested_status(token, &digested, unix),
             },
             Ok(None) => VerificationStatus::Unsigned,
             Err(e) => VerificationStatus::Failed {
@@ -592,7 +595,7 @@ impl Discovery {
         };
         let observed = Observed {
             server: &self.server,
-            definition: &def,
+            definition: def,
             digest,
             signer: signer.as_ref(),
         };
@@ -634,7 +637,7 @@ impl Discovery {
                 }
                 let request = ApprovalRequest {
                     server: &self.server,
-                    definition: &def,
+                    definition: def,
                     verification: &out.verification,
                     assessment: &assessment,
                 };
@@ -649,7 +652,7 @@ impl Discovery {
             }
         }
         if let Some((by, expires_at)) = new_pin {
-            match self.record(&def, signer, by, now, expires_at) {
+            match self.record(def, signer, by, now, expires_at) {
                 Ok(pin) => {
                     events.push(
                         audit::tool_approved(tref)

@@ -475,6 +475,28 @@ impl AttestationVerifier {
         verified.unwrap_or_else(|failure| VerificationStatus::Failed { failure })
     }
 
+    /// [`AttestationVerifier::verify`] for a definition whose digest was
+    /// computed when it was received: the status, without canonicalising the
+    /// definition a second time.
+    pub fn verify_digested_status(
+        &self,
+        token: &str,
+        def: &DigestedDefinition,
+        now: UnixTime,
+    ) -> VerificationStatus {
+        let verified = self.verify_inner(
+            token,
+            &def.def,
+            Some(def.digest),
+            now,
+            |claims, key, _, _| VerificationStatus::Verified {
+                issuer: claims.iss.into(),
+                key_id: key.kid().as_str().to_owned(),
+            },
+        );
+        verified.unwrap_or_else(|failure| VerificationStatus::Failed { failure })
+    }
+
     /// Verifies an advertised MCP `Tool` object: `Unsigned` without an
     /// attestation, otherwise the attestation against the definition rebuilt
     /// from the advertised fields (§2).

@@ -103,6 +103,18 @@ fn round_trip_for_every_algorithm_and_through_the_mcp_tool() {
         let digested = etdi_crypto::attestation::DigestedDefinition::new(d.clone()).unwrap();
         assert_eq!(digested.digest(), d.digest().unwrap());
         assert_eq!(v.verify_digested(&token, &digested, t(1)).unwrap(), detail);
+        assert_eq!(
+            v.verify_digested_status(&token, &digested, t(1)),
+            v.verify(&token, &d, t(1))
+        );
+        // Another definition's digest never passes for this attestation.
+        let mut other = d.clone();
+        other.description.push_str(" (changed)");
+        let other = etdi_crypto::attestation::DigestedDefinition::new(other).unwrap();
+        assert!(
+            !v.verify_digested_status(&token, &other, t(1)).is_verified(),
+            "{alg}"
+        );
         assert_eq!(detail.digest, d.digest().unwrap());
         assert_eq!(detail.algorithm, alg);
     }
