@@ -22,7 +22,8 @@ pub(crate) fn token_hash(token: &str) -> TokenHash {
 /// What is remembered about a validated token.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub(crate) principal: Principal,
+    /// Shared, so a hit hands out a reference count, not a copy.
+    pub(crate) principal: std::sync::Arc<Principal>,
     /// Serve until this time (exclusive): `min(exp, validated + max_ttl)`.
     pub(crate) valid_until: u64,
     /// `cnf.x5t#S256` of a certificate-bound token: re-checked on every hit.
@@ -120,7 +121,7 @@ mod tests {
 
     fn entry(valid_until: u64) -> Entry {
         Entry {
-            principal: Principal::new("s", AuthMethod::BearerJwt),
+            principal: std::sync::Arc::new(Principal::new("s", AuthMethod::BearerJwt)),
             valid_until,
             bound_to: None,
         }

@@ -154,7 +154,7 @@ impl Introspector {
         let hash = token_hash(token);
         if let Some(entry) = self.cache.get(&hash, now) {
             check_binding_hit(entry.bound_to.as_ref(), certificate)?;
-            return Ok(entry.principal);
+            return Ok(std::sync::Arc::unwrap_or_clone(entry.principal));
         }
         let response = self
             .call(token, now)
@@ -181,7 +181,7 @@ impl Introspector {
                     self.cache.insert(
                         hash,
                         Entry {
-                            principal: principal.clone(),
+                            principal: std::sync::Arc::new(principal.clone()),
                             valid_until,
                             bound_to,
                         },

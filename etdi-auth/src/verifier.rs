@@ -382,6 +382,19 @@ impl TokenVerifier {
         token: &str,
         certificate: Option<&[u8]>,
     ) -> Result<Principal, TokenError> {
+        self.verify_shared(token, certificate)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`TokenVerifier::verify_with_certificate`] returning the principal
+    /// the token cache holds, shared rather than copied (a server handing
+    /// the caller's identity from its HTTP layer to its pipeline).
+    pub async fn verify_shared(
+        &self,
+        token: &str,
+        certificate: Option<&[u8]>,
+    ) -> Result<Arc<Principal>, TokenError> {
         if token.len() > self.max_token_bytes {
             return Err(TokenError::TooLarge {
                 size: token.len(),
@@ -397,6 +410,7 @@ impl TokenVerifier {
         }
         let (principal, valid_until, bound_to) =
             self.verify_uncached(token, certificate, now).await?;
+        let principal = Arc::new(principal);
         let Some(hash) = hash else {
             return Ok(principal);
         };

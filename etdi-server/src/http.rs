@@ -260,7 +260,7 @@ async fn authenticate(State(st): State<Arc<AuthState>>, mut req: Request, next: 
             etdi_auth::mtls::CertificateIdentity::from_der(cert).and_then(|id| id.to_principal());
         return match principal {
             Ok(p) => {
-                req.extensions_mut().insert(Authenticated(p));
+                req.extensions_mut().insert(Authenticated(Arc::new(p)));
                 st.admit(req, next).await
             }
             Err(e) => {

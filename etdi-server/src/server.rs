@@ -33,8 +33,9 @@ use etdi_crypto::{SigningKey, UnixTime};
 
 /// The principal the HTTP layer authenticated, stored in the request's
 /// extensions for the pipeline.
+/// Shared: the pipeline and the tool see the token cache's copy.
 #[derive(Debug, Clone)]
-pub struct Authenticated(pub Principal);
+pub struct Authenticated(pub Arc<Principal>);
 
 /// Bearer-token authentication for the Streamable HTTP transport
 /// (docs/PROTOCOL.md §11).
@@ -127,7 +128,7 @@ pub(crate) struct Shared {
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) tools: HashMap<String, Registered>,
     pub(crate) order: Vec<String>,
-    pub(crate) local_identity: Option<Principal>,
+    pub(crate) local_identity: Option<Arc<Principal>>,
     pub(crate) bearer: Option<BearerAuth>,
     pub(crate) request_verifier: Option<RequestVerifier>,
     pub(crate) chain_verifier: Option<ChainVerifier>,
@@ -607,7 +608,7 @@ impl SecureServerBuilder {
             authorizer: Arc::new(engine),
             tools,
             order,
-            local_identity: self.local_identity,
+            local_identity: self.local_identity.map(Arc::new),
             bearer: self.bearer,
             request_verifier: self.request_verifier,
             chain_verifier: self.chain_verifier,
@@ -849,7 +850,7 @@ impl Shared {
         Some(missing)
     }
 
-    fn principal_of(&self, ctx: &RequestContext<RoleServer>) -> Option<Principal> {
+    fn principal_of(&self, ctx: &RequestContext<RoleServer>) -> Option<Arc<Principal>> {
         if let Some(parts) = ctx.extensions.get::<http::request::Parts>() {
             // Over HTTP only the auth layer's verdict counts; a configured
             // local identity must never stand in for a network caller.

@@ -75,12 +75,13 @@ pub struct TokenRejection {
 pub trait TokenVerifier: Send + Sync {
     /// The principal the token stands for, or why it is refused.
     /// `certificate` is the TLS client certificate (DER) of the connection,
-    /// if any, for certificate-bound tokens (RFC 8705).
+    /// if any, for certificate-bound tokens (RFC 8705). Shared, so a
+    /// verifier with a cache hands out its copy without cloning it.
     async fn verify(
         &self,
         token: &str,
         certificate: Option<&[u8]>,
-    ) -> Result<Principal, TokenRejection>;
+    ) -> Result<std::sync::Arc<Principal>, TokenRejection>;
 }
 
 #[async_trait]
@@ -89,8 +90,8 @@ impl TokenVerifier for etdi_auth::TokenVerifier {
         &self,
         token: &str,
         certificate: Option<&[u8]>,
-    ) -> Result<Principal, TokenRejection> {
-        self.verify_with_certificate(token, certificate)
+    ) -> Result<std::sync::Arc<Principal>, TokenRejection> {
+        self.verify_shared(token, certificate)
             .await
             .map_err(|e| TokenRejection {
                 description: e.description().to_owned(),

@@ -44,8 +44,8 @@ use crate::remote::RemoteCaller;
 /// rmcp handlers find it as `Arc<CallInfo>` in `RequestContext::extensions`.
 #[derive(Debug, Clone)]
 pub struct CallInfo {
-    /// The authenticated caller.
-    pub principal: Principal,
+    /// The authenticated caller (shared with the HTTP layer's token cache).
+    pub principal: Arc<Principal>,
     /// The tool's definition as advertised.
     pub tool: Arc<ToolDefinition>,
     /// The chain that led to this call (empty for a direct call).

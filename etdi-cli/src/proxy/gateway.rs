@@ -172,7 +172,7 @@ impl Forwarder {
                         .detail("changed", changed.clone());
                     if let Some(c) = subject {
                         e = e
-                            .principal(&c.info.principal)
+                            .principal(&*c.info.principal)
                             .request_id(c.info.request_id.clone());
                     }
                     // Durable before anyone is told: a detected rug pull
@@ -195,7 +195,7 @@ impl Forwarder {
         let e = event::EventBuilder::new(EventKind::AuthorizationFailed, Outcome::Denied)
             .tool(event::tool_ref(&info.tool))
             .server(s.server.clone())
-            .principal(&info.principal)
+            .principal(&*info.principal)
             .request_id(info.request_id.clone())
             .reason_code(reason.code())
             .reason(reason.to_string())
@@ -284,7 +284,7 @@ impl ServerHandler for Forwarder {
                     event::EventBuilder::new(EventKind::ToolInvocationCompleted, Outcome::Failure)
                         .tool(event::tool_ref(&info.tool))
                         .server(s.server.clone())
-                        .principal(&info.principal)
+                        .principal(&*info.principal)
                         .request_id(info.request_id.clone())
                         .reason_code(reason.code())
                         .reason(reason.to_string())
