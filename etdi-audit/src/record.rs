@@ -85,7 +85,7 @@ pub fn record_hash(seq: u64, prev: &Digest, canonical_event: &[u8]) -> Digest {
         h.update(hex_buf);
     }
     h.update(b"\",\"seq\":");
-    h.update(itoa(seq).as_bytes());
+    h.update(itoa::Buffer::new().format(seq).as_bytes());
     h.update(b",\"v\":1}");
     Digest::from_bytes(h.finalize().into())
 }
@@ -176,7 +176,12 @@ pub fn encode_event(event: &AuditEvent, out: &mut Vec<u8>) -> Result<(), AuditEr
     if let Some(v) = server {
         o.str("server", v)?;
     }
-    o.str("time", &time.to_string())?;
+    // RFC 3339 text and digests have nothing JSON escapes: written as is,
+    // without a `String` per event.
+    o.key("time");
+    o.out.push(b'"');
+    time.write_to(o.out);
+    o.out.push(b'"');
     if let Some(t) = tool {
         let ToolRef {
             id,
@@ -187,14 +192,17 @@ pub fn encode_event(event: &AuditEvent, out: &mut Vec<u8>) -> Result<(), AuditEr
         o.key("tool");
         let mut to = Obj::open(o.out);
         if let Some(d) = digest {
-            to.str("digest", &d.to_string())?;
+            to.key("digest");
+            to.out.push(b'"');
+            to.out.extend_from_slice(&d.to_text_bytes());
+            to.out.push(b'"');
         }
         to.str("id", id.as_str())?;
         if let Some(n) = name {
             to.str("name", n)?;
         }
         if let Some(v) = version {
-            to.str("version", &v.to_string())?;
+            to.str("version", v.as_str())?;
         }
         to.close();
     }
@@ -217,9 +225,11 @@ fn write_value(out: &mut Vec<u8>, v: &Value) -> Result<(), AuditError> {
         Value::Number(n) => {
             const EXACT: u64 = 1 << 53;
             match (n.as_u64(), n.as_i64()) {
-                (Some(u), _) if u <= EXACT => out.extend_from_slice(itoa(u).as_bytes()),
+                (Some(u), _) if u <= EXACT => {
+                    out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
+                }
                 (_, Some(i)) if i.unsigned_abs() <= EXACT => {
-                    out.extend_from_slice(i.to_string().as_bytes());
+                    out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
                 }
                 _ => {
                     let bytes = canonical_json(n).map_err(|e| AuditError::Encode(e.to_string()))?;
@@ -243,6 +253,31 @@ fn write_value(out: &mut Vec<u8>, v: &Value) -> Result<(), AuditError> {
 }
 
 fn write_map(out: &mut Vec<u8>, map: &serde_json::Map<String, Value>) -> Result<(), AuditError> {
+    // A map already in UTF-16 order (every map with one member, and every
+    // map without `preserve_order` whose keys are ASCII) is written as it
+    // iterates, without collecting its entries.
+    let mut keys = map.keys();
+    let in_order = match keys.next() {
+        None => true,
+        Some(first) => keys
+            .try_fold(first, |prev, k| {
+                (prev.is_ascii() && k.is_ascii() && prev < k).then_some(k)
+            })
+            .is_some(),
+    };
+    if in_order {
+        out.push(b'{');
+        for (i, (k, v)) in map.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, k)?;
+            out.push(b':');
+            write_value(out, v)?;
+        }
+        out.push(b'}');
+        return Ok(());
+    }
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
     // serde_json's map is ordered by UTF-8 bytes, which differs from UTF-16
     // order only for characters above U+FFFF against U+E000..U+FFFF.
@@ -337,7 +372,7 @@ pub fn write_record_line(
     out.extend_from_slice(b"\",\"prev\":\"sha256:");
     push_hex(out, prev);
     out.extend_from_slice(b"\",\"seq\":");
-    out.extend_from_slice(itoa(seq).as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
     out.extend_from_slice(b",\"v\":1}\n");
 }
 
@@ -347,10 +382,6 @@ fn push_hex(out: &mut Vec<u8>, d: &Digest) {
     if hex::encode_to_slice(d.as_bytes(), &mut buf).is_ok() {
         out.extend_from_slice(&buf);
     }
-}
-
-fn itoa(n: u64) -> String {
-    n.to_string()
 }
 
 /// A record line parsed and checked against its own hash.

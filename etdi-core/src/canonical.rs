@@ -444,6 +444,18 @@ impl Digest {
     /// The wire prefix of a SHA-256 digest.
     pub const PREFIX: &'static str = "sha256:";
 
+    /// The text [`fmt::Display`] writes (`sha256:` and 64 lowercase hex
+    /// digits), as ASCII bytes on the stack: for writers on a hot path
+    /// that should not allocate a `String` per digest.
+    pub fn to_text_bytes(&self) -> [u8; 71] {
+        let mut out = [0u8; 71];
+        let (prefix, digits) = out.split_at_mut(Self::PREFIX.len());
+        prefix.copy_from_slice(Self::PREFIX.as_bytes());
+        // 32 bytes are always 64 hex digits: this cannot fail.
+        let _ = hex::encode_to_slice(self.0, digits);
+        out
+    }
+
     /// SHA-256 of raw bytes.
     pub fn of(bytes: &[u8]) -> Self {
         Digest(Sha256::digest(bytes).into())
@@ -544,6 +556,14 @@ impl<'de> Deserialize<'de> for Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_text_bytes_are_its_display() {
+        for input in [&b""[..], b"etdi", &[0xffu8; 100][..]] {
+            let d = Digest::of(input);
+            assert_eq!(d.to_text_bytes().as_slice(), d.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn duplicate_keys_are_refused_at_any_depth() {

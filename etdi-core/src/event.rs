@@ -124,6 +124,25 @@ impl Timestamp {
     pub fn unix_nanos(&self) -> i128 {
         self.0.unix_timestamp_nanos()
     }
+
+    /// Appends the text [`fmt::Display`] writes, without allocating a
+    /// `String` (for writers on a hot path, such as the audit log's).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        // RFC 3339 with nanoseconds is at most 35 bytes for years 0..=9999.
+        let mut buf = [0u8; 48];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        match self.0.format_into(&mut cursor, &Rfc3339) {
+            Ok(_) => {
+                let n = usize::try_from(cursor.position()).unwrap_or(0);
+                out.extend_from_slice(buf.get(..n).unwrap_or_default());
+            }
+            // Only years outside 0..=9999 cannot be written as RFC 3339.
+            Err(_) => {
+                use std::io::Write as _;
+                let _ = write!(out, "@{}", self.0.unix_timestamp());
+            }
+        }
+    }
 }
 
 impl From<SystemTime> for Timestamp {
@@ -269,6 +288,29 @@ impl AuditEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_timestamps_are_their_display() {
+        let cases = [
+            (0, 0),
+            (1_700_000_000, 5_000),
+            (1_700_000_000, 999_999_999),
+            (1_700_000_000, 120_000_000),
+            (-62_135_596_800, 0),           // 0001-01-01
+            (253_402_300_799, 999_999_999), // 9999-12-31T23:59:59.999999999
+            (253_402_300_800, 0),           // year 10000: not RFC 3339
+            (-62_135_596_801, 1),           // year 0
+            (-62_167_219_201, 0),           // year -1
+        ];
+        for (secs, nanos) in cases {
+            let Some(t) = Timestamp::from_unix(secs, nanos) else {
+                continue;
+            };
+            let mut out = b"x".to_vec();
+            t.write_to(&mut out);
+            assert_eq!(&out[1..], t.to_string().as_bytes(), "{secs}.{nanos}");
+        }
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
