@@ -253,41 +253,22 @@ fn write_value(out: &mut Vec<u8>, v: &Value) -> Result<(), AuditError> {
 }
 
 fn write_map(out: &mut Vec<u8>, map: &serde_json::Map<String, Value>) -> Result<(), AuditError> {
-    // A map already in UTF-16 order (every map with one member, and every
-    // map without `preserve_order` whose keys are ASCII) is written as it
-    // iterates, without collecting its entries.
-    let mut keys = map.keys();
-    let in_order = match keys.next() {
-        None => true,
-        Some(first) => keys
-            .try_fold(first, |prev, k| {
-                (prev.is_ascii() && k.is_ascii() && prev < k).then_some(k)
-            })
-            .is_some(),
-    };
-    if in_order {
-        out.push(b'{');
-        for (i, (k, v)) in map.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(out, k)?;
-            out.push(b':');
-            write_value(out, v)?;
-        }
-        out.push(b'}');
-        return Ok(());
+    // A map already in canonical order (every map with one member, and a
+    // sorted map without `preserve_order`) is written as it iterates.
+    if etdi_core::canonical::in_member_order(map) {
+        return write_members(out, map.iter());
     }
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    // serde_json's map is ordered by UTF-8 bytes, which differs from UTF-16
-    // order only for characters above U+FFFF against U+E000..U+FFFF.
-    if entries.iter().any(|(k, _)| !k.is_ascii()) {
-        entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-    } else {
-        entries.sort_by(|a, b| a.0.cmp(b.0));
-    }
+    entries.sort_by(|a, b| etdi_core::canonical::member_order(a.0, b.0));
+    write_members(out, entries.into_iter())
+}
+
+fn write_members<'a>(
+    out: &mut Vec<u8>,
+    members: impl Iterator<Item = (&'a String, &'a Value)>,
+) -> Result<(), AuditError> {
     out.push(b'{');
-    for (i, (k, v)) in entries.into_iter().enumerate() {
+    for (i, (k, v)) in members.enumerate() {
         if i > 0 {
             out.push(b',');
         }

@@ -240,6 +240,18 @@ pub fn canonical_value(value: &Value) -> Result<Vec<u8>, CanonicalError> {
 
 /// The direct JCS writer behind [`canonical_value`] and the typed writer of
 /// [`crate::ToolDefinition::canonical_bytes`].
+/// Orders two member names as RFC 8785 sorts them (by UTF-16 code units),
+/// for writers that emit canonical JSON themselves (etdi-audit's encoder).
+pub fn member_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fast::utf16_cmp(a, b)
+}
+
+/// True when `map` iterates its members in RFC 8785 order, so a canonical
+/// writer can emit them as they come.
+pub fn in_member_order(map: &Map<String, Value>) -> bool {
+    fast::in_utf16_order(map)
+}
+
 pub(crate) mod fast {
     use std::fmt::Write as _;
 
@@ -359,7 +371,7 @@ pub(crate) mod fast {
     }
 
     /// True when the map iterates its members in canonical (UTF-16) order.
-    fn in_utf16_order(map: &Map<String, Value>) -> bool {
+    pub(crate) fn in_utf16_order(map: &Map<String, Value>) -> bool {
         let mut prev: Option<&str> = None;
         map.keys().all(|k| {
             let ok = prev.is_none_or(|p| utf16_cmp(p, k).is_lt());

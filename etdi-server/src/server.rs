@@ -32,8 +32,8 @@ use etdi_crypto::request::{ReceivedCall, RequestError, RequestVerifier};
 use etdi_crypto::{SigningKey, UnixTime};
 
 /// The principal the HTTP layer authenticated, stored in the request's
-/// extensions for the pipeline.
-/// Shared: the pipeline and the tool see the token cache's copy.
+/// extensions for the pipeline. Shared: the pipeline and the tool see the
+/// token cache's copy.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Arc<Principal>);
 
