@@ -78,12 +78,8 @@ pub fn record_hash(seq: u64, prev: &Digest, canonical_event: &[u8]) -> Digest {
     let mut h = Sha256::new();
     h.update(b"{\"event\":");
     h.update(canonical_event);
-    h.update(b",\"prev\":\"sha256:");
-    let mut hex_buf = [0u8; 64];
-    // 32 bytes always fit 64 hex digits.
-    if hex::encode_to_slice(prev.as_bytes(), &mut hex_buf).is_ok() {
-        h.update(hex_buf);
-    }
+    h.update(b",\"prev\":\"");
+    h.update(prev.to_text_bytes());
     h.update(b"\",\"seq\":");
     h.update(itoa::Buffer::new().format(seq).as_bytes());
     h.update(b",\"v\":1}");
@@ -176,12 +172,7 @@ pub fn encode_event(event: &AuditEvent, out: &mut Vec<u8>) -> Result<(), AuditEr
     if let Some(v) = server {
         o.str("server", v)?;
     }
-    // RFC 3339 text and digests have nothing JSON escapes: written as is,
-    // without a `String` per event.
-    o.key("time");
-    o.out.push(b'"');
-    time.write_to(o.out);
-    o.out.push(b'"');
+    o.unescaped("time", |out| time.write_to(out));
     if let Some(t) = tool {
         let ToolRef {
             id,
@@ -192,10 +183,7 @@ pub fn encode_event(event: &AuditEvent, out: &mut Vec<u8>) -> Result<(), AuditEr
         o.key("tool");
         let mut to = Obj::open(o.out);
         if let Some(d) = digest {
-            to.key("digest");
-            to.out.push(b'"');
-            to.out.extend_from_slice(&d.to_text_bytes());
-            to.out.push(b'"');
+            to.unescaped("digest", |out| out.extend_from_slice(&d.to_text_bytes()));
         }
         to.str("id", id.as_str())?;
         if let Some(n) = name {
@@ -332,6 +320,15 @@ impl<'a> Obj<'a> {
         write_str(self.out, v)
     }
 
+    /// A string member whose text has nothing JSON escapes (RFC 3339 times,
+    /// digests), written by `write` without a `String` in between.
+    fn unescaped(&mut self, k: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        self.key(k);
+        self.out.push(b'"');
+        write(self.out);
+        self.out.push(b'"');
+    }
+
     fn close(self) {
         self.out.push(b'}');
     }
@@ -348,21 +345,13 @@ pub fn write_record_line(
     out.reserve(canonical_event.len() + 200);
     out.extend_from_slice(b"{\"event\":");
     out.extend_from_slice(canonical_event);
-    out.extend_from_slice(b",\"hash\":\"sha256:");
-    push_hex(out, hash);
-    out.extend_from_slice(b"\",\"prev\":\"sha256:");
-    push_hex(out, prev);
+    out.extend_from_slice(b",\"hash\":\"");
+    out.extend_from_slice(&hash.to_text_bytes());
+    out.extend_from_slice(b"\",\"prev\":\"");
+    out.extend_from_slice(&prev.to_text_bytes());
     out.extend_from_slice(b"\",\"seq\":");
     out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
     out.extend_from_slice(b",\"v\":1}\n");
-}
-
-fn push_hex(out: &mut Vec<u8>, d: &Digest) {
-    let mut buf = [0u8; 64];
-    // 32 bytes always fit 64 hex digits.
-    if hex::encode_to_slice(d.as_bytes(), &mut buf).is_ok() {
-        out.extend_from_slice(&buf);
-    }
 }
 
 /// A record line parsed and checked against its own hash.

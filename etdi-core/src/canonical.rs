@@ -238,8 +238,6 @@ pub fn canonical_value(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     })
 }
 
-/// The direct JCS writer behind [`canonical_value`] and the typed writer of
-/// [`crate::ToolDefinition::canonical_bytes`].
 /// Orders two member names as RFC 8785 sorts them (by UTF-16 code units),
 /// for writers that emit canonical JSON themselves (etdi-audit's encoder).
 pub fn member_order(a: &str, b: &str) -> std::cmp::Ordering {
@@ -252,6 +250,8 @@ pub fn in_member_order(map: &Map<String, Value>) -> bool {
     fast::in_utf16_order(map)
 }
 
+/// The direct JCS writer behind [`canonical_value`] and the typed writer of
+/// [`crate::ToolDefinition::canonical_bytes`].
 pub(crate) mod fast {
     use std::fmt::Write as _;
 
@@ -511,14 +511,7 @@ impl Digest {
     /// 64 lowercase hex digits): the same answer as parsing `text` and
     /// comparing, without parsing.
     pub fn is_written_as(&self, text: &str) -> bool {
-        let mut hex_digits = [0u8; 64];
-        match (
-            text.strip_prefix(Self::PREFIX),
-            hex::encode_to_slice(self.0, &mut hex_digits),
-        ) {
-            (Some(rest), Ok(())) => rest.as_bytes() == hex_digits,
-            _ => false,
-        }
+        text.as_bytes() == self.to_text_bytes()
     }
 }
 

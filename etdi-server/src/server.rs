@@ -82,7 +82,7 @@ pub(crate) struct Registered {
 
 /// A tool as advertised, with the time its attestation is due for
 /// re-signing.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Advertised {
     tool: Tool,
     /// Unix seconds from which the attestation is re-signed; `None` when it
