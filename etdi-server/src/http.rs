@@ -426,8 +426,19 @@ where
         .with_json_response(options.json_response)
         .with_max_request_body_bytes(limits.max_request_body_bytes);
     let factory_server = server.clone();
-    let mcp =
-        StreamableHttpService::new(move || Ok(factory_server.clone()), sessions.clone(), config);
+    // One service shared behind an `Arc`: axum clones a route's service for
+    // every request, and cloning a `StreamableHttpService` copies its
+    // configuration (the host and origin lists, about twenty allocations
+    // per call as rmcp's own examples mount it).
+    let mcp = Arc::new(StreamableHttpService::new(
+        move || Ok(factory_server.clone()),
+        sessions.clone(),
+        config,
+    ));
+    let mcp = axum::routing::any(move |req: Request| {
+        let mcp = mcp.clone();
+        async move { mcp.handle(req).await }
+    });
     let state = Arc::new(AuthState {
         bearer: bearer.clone(),
         metadata_url: metadata,
@@ -466,7 +477,7 @@ where
         path_suffixed.push_str(p.trim_end_matches('/'));
     }
     let protected = Router::new()
-        .route_service(&options.path, mcp)
+        .route(&options.path, mcp)
         .layer(axum::middleware::from_fn_with_state(state, authenticate));
     let jwks = Arc::new(server.jwks().to_json());
     let jwks_route = move || {
