@@ -30,9 +30,6 @@ pub mod step {
     pub const INVOKE: &str = "invoke";
 }
 
-/// Builds the event of one pipeline step. The audit log assigns the final
-/// id and chains the record; the id here is a per-process counter so that
-/// events stay distinguishable in sinks that keep it.
 /// How allowed calls are audited (denials always get the event of the
 /// step that denied).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,6 +52,9 @@ pub(crate) struct Subject<'a> {
     pub(crate) tool: Option<(&'a ToolDefinition, &'a Digest)>,
 }
 
+/// Builds the event of one pipeline step. The audit log assigns the final
+/// id and chains the record; the id here is a per-process counter so that
+/// events stay distinguishable in sinks that keep it.
 pub(crate) fn event(
     kind: EventKind,
     outcome: Outcome,
