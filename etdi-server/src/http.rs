@@ -435,7 +435,7 @@ where
         sessions.clone(),
         config,
     ));
-    let mcp = axum::routing::any(move |req: Request| {
+    let mcp_route = axum::routing::any(move |req: Request| {
         let mcp = mcp.clone();
         async move { mcp.handle(req).await }
     });
@@ -477,7 +477,7 @@ where
         path_suffixed.push_str(p.trim_end_matches('/'));
     }
     let protected = Router::new()
-        .route(&options.path, mcp)
+        .route(&options.path, mcp_route)
         .layer(axum::middleware::from_fn_with_state(state, authenticate));
     let jwks = Arc::new(server.jwks().to_json());
     let jwks_route = move || {
