@@ -214,6 +214,16 @@ pub trait ApprovalStore: Send + Sync {
 
     /// Removes the approval under `key`; returns whether there was one.
     fn revoke(&self, key: &ApprovalKey) -> Result<bool, StoreError>;
+
+    /// Removes every approval `matches` selects and returns them, choosing
+    /// and removing in one atomic step. Listing first and then revoking by
+    /// key would remove an approval put under the same key in between (say,
+    /// a newer version than the one the operator asked to revoke) and
+    /// report the old one as revoked.
+    fn revoke_matching(
+        &self,
+        matches: &dyn Fn(&Approval) -> bool,
+    ) -> Result<Vec<Approval>, StoreError>;
 }
 
 /// An in-memory store (tests, or sessions that should not persist pins).
@@ -263,6 +273,25 @@ impl ApprovalStore for MemoryApprovalStore {
         g.retain(|a| &a.key != key);
         Ok(g.len() != before)
     }
+
+    fn revoke_matching(
+        &self,
+        matches: &dyn Fn(&Approval) -> bool,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let mut g = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(take_matching(&mut g, matches))
+    }
+}
+
+/// Removes and returns the approvals `matches` selects, keeping the order
+/// of the rest.
+pub(crate) fn take_matching(
+    list: &mut Vec<Approval>,
+    matches: &dyn Fn(&Approval) -> bool,
+) -> Vec<Approval> {
+    let (gone, kept) = std::mem::take(list).into_iter().partition(|a| matches(a));
+    *list = kept;
+    gone
 }
 
 /// Replaces the approval with the same key, or appends; keeps the list

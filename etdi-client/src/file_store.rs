@@ -297,4 +297,11 @@ impl ApprovalStore for FileApprovalStore {
             list.len() != before
         })
     }
+
+    fn revoke_matching(
+        &self,
+        matches: &dyn Fn(&Approval) -> bool,
+    ) -> Result<Vec<Approval>, StoreError> {
+        self.modify(|list| crate::approval::take_matching(list, matches))
+    }
 }

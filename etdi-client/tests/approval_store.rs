@@ -297,3 +297,42 @@ fn a_damaged_file_never_replaces_the_good_backup() {
     assert!(backup.contains("tool-1") && !backup.contains("tool-2"));
     assert_eq!(tools(&store), ["com.example/tool-1", "com.example/tool-3"]);
 }
+
+/// `etdi approvals revoke --version V` chooses and removes in one step: a
+/// newer version approved after the operator looked is not revoked in
+/// place of the one asked for, in either store.
+#[test]
+fn revoking_a_version_never_removes_a_newer_approval_under_the_same_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = FileApprovalStore::open(dir.path().join("approvals.json")).unwrap();
+    let memory = etdi_client::MemoryApprovalStore::new();
+    let stores: [&dyn ApprovalStore; 2] = [&file, &memory];
+    for store in stores {
+        let v1 = approval(1);
+        store.put(v1.clone()).unwrap();
+        store.put(approval(2)).unwrap();
+        // The operator saw version 1.0.0 of tool 1; version 2.0.0 is
+        // approved under the same key before the revocation runs.
+        let mut newer = serde_json::to_value(def(1)).unwrap();
+        newer["version"] = json!("2.0.0");
+        let newer = ToolDefinition::from_value(newer).unwrap();
+        let v2 = Approval::new(server(), newer, None, "bob", now()).unwrap();
+        assert_eq!(v2.key, v1.key);
+        store.put(v2.clone()).unwrap();
+
+        let asked = v1.version.clone();
+        let gone = store
+            .revoke_matching(&|a| a.key == v1.key && a.version == asked)
+            .unwrap();
+        assert!(gone.is_empty(), "revoked {gone:?}");
+        assert_eq!(store.get(&v1.key, now()).unwrap(), Some(v2.clone()));
+
+        let gone = store.revoke_matching(&|a| a.key == v1.key).unwrap();
+        assert_eq!(gone, vec![v2]);
+        assert!(store.get(&v1.key, now()).unwrap().is_none());
+        // The other tool's approval is untouched.
+        let left = store.list_all().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].key.tool, def(2).id);
+    }
+}

@@ -336,15 +336,17 @@ fn revoke(args: &RevokeArgs, json: bool) -> Result<ExitCode, String> {
         return Err(format!("{} does not exist", show(&args.store)));
     }
     let store = open(&args.store)?;
-    let matching: Vec<Approval> = store
-        .list_all()
-        .map_err(|e| store_error(&args.store, &e))?
-        .into_iter()
-        .filter(|a| a.key.tool == tool)
-        .filter(|a| version.as_ref().is_none_or(|v| &a.version == v))
-        .filter(|a| server.as_ref().is_none_or(|s| &a.key.server == s))
-        .collect();
-    if matching.is_empty() {
+    // Chosen and removed in one step: an approval put between a listing and
+    // a revocation by key (a newer version, say) is never removed in place
+    // of the one asked for.
+    let revoked = store
+        .revoke_matching(&|a| {
+            a.key.tool == tool
+                && version.as_ref().is_none_or(|v| &a.version == v)
+                && server.as_ref().is_none_or(|s| &a.key.server == s)
+        })
+        .map_err(|e| store_error(&args.store, &e))?;
+    if revoked.is_empty() {
         return Err(format!(
             "{}: no approval matches tool `{tool}`{}",
             show(&args.store),
@@ -353,15 +355,6 @@ fn revoke(args: &RevokeArgs, json: bool) -> Result<ExitCode, String> {
                 .map(|v| format!(" version {v}"))
                 .unwrap_or_default()
         ));
-    }
-    let mut revoked = Vec::new();
-    for a in &matching {
-        if store
-            .revoke(&a.key)
-            .map_err(|e| store_error(&args.store, &e))?
-        {
-            revoked.push(a);
-        }
     }
     let now = now();
     emit(
