@@ -7,8 +7,8 @@
 //! reasons).
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use etdi_core::{
@@ -36,18 +36,18 @@ impl EventBuilder {
 
     /// Sets the principal.
     pub fn principal(mut self, principal: impl Into<PrincipalRef>) -> Self {
-        self.event.principal = Some(principal.into());
+        self.event.principal = Some(Arc::new(principal.into()));
         self
     }
 
-    /// Sets the tool.
-    pub fn tool(mut self, tool: ToolRef) -> Self {
-        self.event.tool = Some(tool);
+    /// Sets the tool (a `ToolRef`, or one shared by several events).
+    pub fn tool(mut self, tool: impl Into<Arc<ToolRef>>) -> Self {
+        self.event.tool = Some(tool.into());
         self
     }
 
     /// Sets the server (its `ServerId` text).
-    pub fn server(mut self, server: impl Into<String>) -> Self {
+    pub fn server(mut self, server: impl Into<Arc<str>>) -> Self {
         self.event.server = Some(server.into());
         self
     }
@@ -138,7 +138,7 @@ pub fn tool_ref(def: &ToolDefinition) -> ToolRef {
 }
 
 /// A tool was seen in `tools/list` from `server`.
-pub fn tool_discovered(tool: ToolRef, server: impl Into<String>) -> EventBuilder {
+pub fn tool_discovered(tool: ToolRef, server: impl Into<Arc<str>>) -> EventBuilder {
     EventBuilder::new(EventKind::ToolDiscovered, Outcome::Info)
         .tool(tool)
         .server(server)

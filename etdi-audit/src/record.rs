@@ -138,7 +138,7 @@ pub fn encode_event(event: &AuditEvent, out: &mut Vec<u8>) -> Result<(), AuditEr
             issuer,
             client_id,
             auth_method,
-        } = p;
+        } = &**p;
         o.key("principal");
         let mut po = Obj::open(o.out);
         po.key("auth_method");
@@ -179,7 +179,7 @@ pub fn encode_event(event: &AuditEvent, out: &mut Vec<u8>) -> Result<(), AuditEr
             name,
             version,
             digest,
-        } = t;
+        } = &**t;
         o.key("tool");
         let mut to = Obj::open(o.out);
         if let Some(d) = digest {
@@ -424,6 +424,7 @@ mod tests {
     use super::*;
     use etdi_core::{EventKind, Outcome, Timestamp};
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     fn event(reason: &str, n: i64) -> AuditEvent {
         let mut e = AuditEvent::new(
@@ -573,19 +574,24 @@ mod tests {
                         kinds[k],
                         outcomes[o],
                     );
-                    e.principal = p.map(|(subject, issuer, client_id, m)| PrincipalRef {
-                        subject,
-                        issuer,
-                        client_id,
-                        auth_method: methods[m],
+                    e.principal = p.map(|(subject, issuer, client_id, m)| {
+                        Arc::new(PrincipalRef {
+                            subject,
+                            issuer,
+                            client_id,
+                            auth_method: methods[m],
+                        })
                     });
-                    e.tool = t.map(|(name, v, d)| ToolRef {
-                        id: etdi_core::ToolId::parse("com.example/t").unwrap(),
-                        name,
-                        version: v.then(|| etdi_core::ToolVersion::parse("1.2.3-rc.1+b5").unwrap()),
-                        digest: d.then(|| Digest::of(b"d")),
+                    e.tool = t.map(|(name, v, d)| {
+                        Arc::new(ToolRef {
+                            id: etdi_core::ToolId::parse("com.example/t").unwrap(),
+                            name,
+                            version: v
+                                .then(|| etdi_core::ToolVersion::parse("1.2.3-rc.1+b5").unwrap()),
+                            digest: d.then(|| Digest::of(b"d")),
+                        })
                     });
-                    e.server = srv;
+                    e.server = srv.map(Into::into);
                     e.request_id = req;
                     e.correlation_id = corr;
                     e.trace_id = trace;

@@ -6,6 +6,7 @@
 //! the shared vocabulary.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -235,15 +236,16 @@ pub struct AuditEvent {
     pub kind: EventKind,
     /// How it ended.
     pub outcome: Outcome,
-    /// Who.
+    /// Who. Shared, like `tool` and `server`: a server records several
+    /// events about one call and one tool, and builds each part once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal: Option<PrincipalRef>,
+    pub principal: Option<Arc<PrincipalRef>>,
     /// Which tool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool: Option<ToolRef>,
+    pub tool: Option<Arc<ToolRef>>,
     /// Which server (its [`crate::ServerId`] text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
+    pub server: Option<Arc<str>>,
     /// JSON-RPC request id, as text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,

@@ -1,7 +1,7 @@
 //! Audit events of the server pipeline: one builder for every step's event
 //! and an in-memory recorder for tests and examples.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use etdi_core::{
@@ -44,12 +44,29 @@ pub enum AuditGranularity {
     PerCall,
 }
 
-/// Who and what an event is about.
+/// Who and what an event is about. The parts are shared: the server's
+/// name is built once, a tool's reference once at registration and the
+/// caller's once per call, however many events the call records.
 pub(crate) struct Subject<'a> {
-    pub(crate) server: &'a str,
+    pub(crate) server: &'a Arc<str>,
     pub(crate) request_id: &'a str,
-    pub(crate) principal: Option<&'a Principal>,
-    pub(crate) tool: Option<(&'a ToolDefinition, &'a Digest)>,
+    pub(crate) principal: Option<&'a Arc<PrincipalRef>>,
+    pub(crate) tool: Option<&'a Arc<ToolRef>>,
+}
+
+/// How events name a registered tool.
+pub(crate) fn tool_ref(def: &ToolDefinition, digest: Digest) -> Arc<ToolRef> {
+    Arc::new(ToolRef {
+        id: def.id.clone(),
+        name: Some(def.name.to_string()),
+        version: Some(def.version.clone()),
+        digest: Some(digest),
+    })
+}
+
+/// How events name a caller.
+pub(crate) fn principal_ref(p: &Principal) -> Arc<PrincipalRef> {
+    Arc::new(PrincipalRef::from(p))
 }
 
 /// Builds the event of one pipeline step. The audit log assigns the final
@@ -71,15 +88,10 @@ pub(crate) fn event(
         kind,
         outcome,
     );
-    e.server = Some(subject.server.to_owned());
+    e.server = Some(subject.server.clone());
     e.request_id = Some(subject.request_id.to_owned());
-    e.principal = subject.principal.map(PrincipalRef::from);
-    e.tool = subject.tool.map(|(t, d)| ToolRef {
-        id: t.id.clone(),
-        name: Some(t.name.to_string()),
-        version: Some(t.version.clone()),
-        digest: Some(*d),
-    });
+    e.principal = subject.principal.cloned();
+    e.tool = subject.tool.cloned();
     e.reason_codes = reasons.iter().map(|r| r.code().to_owned()).collect();
     if !reasons.is_empty() {
         e.reason = Some(

@@ -64,7 +64,7 @@ struct AuthState {
     bearer: BearerAuth,
     metadata_url: String,
     audit: Arc<dyn AuditRecorder>,
-    server: String,
+    server: Arc<str>,
     sessions: Arc<LocalSessionManager>,
     max_sessions: usize,
     /// Set when per-tool scope challenges are on.
@@ -200,10 +200,11 @@ impl AuthState {
         reason: DenyReason,
         principal: Option<&etdi_core::Principal>,
     ) {
+        let principal = principal.map(audit::principal_ref);
         let subject = audit::Subject {
             server: &self.server,
             request_id: "-",
-            principal,
+            principal: principal.as_ref(),
             tool: None,
         };
         let e = audit::event(kind, Outcome::Denied, step::HTTP_AUTH, &subject, &[reason]);
@@ -443,7 +444,7 @@ where
         bearer: bearer.clone(),
         metadata_url: metadata,
         audit: server.audit_recorder().clone(),
-        server: server.audience().to_owned(),
+        server: server.audience().into(),
         sessions,
         max_sessions: limits.max_sessions,
         scope_challenge: options.tool_scope_challenge.then(|| ScopeChallenge {

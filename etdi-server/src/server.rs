@@ -8,8 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use etdi_core::{
-    DenyReason, Digest, EventKind, Outcome, Permission, Principal, SecurityPolicy, ServerId,
-    ToolDefinition, ToolId,
+    DenyReason, EventKind, Outcome, Permission, Principal, PrincipalRef, SecurityPolicy, ServerId,
+    ToolDefinition, ToolId, ToolRef,
 };
 use etdi_policy::{Authorizer, CallRequest, PolicyDocument, PolicyEngine};
 use rmcp::model::*;
@@ -75,7 +75,8 @@ impl std::fmt::Debug for BearerAuth {
 #[derive(Debug)]
 pub(crate) struct Registered {
     pub(crate) def: Arc<ToolDefinition>,
-    pub(crate) digest: Digest,
+    /// How audit events name the tool, with its definition digest.
+    pub(crate) audit_ref: Arc<ToolRef>,
     /// What `tools/list` shows, re-signed before its attestation expires.
     advertised: std::sync::RwLock<Advertised>,
 }
@@ -124,6 +125,8 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) version: String,
     pub(crate) audience: ServerId,
+    /// The audience's text, as audit events name the server.
+    pub(crate) audit_server: Arc<str>,
     pub(crate) policy: SecurityPolicy,
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) tools: HashMap<String, Registered>,
@@ -573,8 +576,8 @@ impl SecureServerBuilder {
             tools.insert(
                 name,
                 Registered {
+                    audit_ref: audit::tool_ref(&def, digest),
                     def: Arc::new(def),
-                    digest,
                     advertised: std::sync::RwLock::new(advertised),
                 },
             );
@@ -603,6 +606,7 @@ impl SecureServerBuilder {
         let shared = Shared {
             name: self.name,
             version: self.version,
+            audit_server: audience.as_str().into(),
             audience,
             policy,
             authorizer: Arc::new(engine),
@@ -692,7 +696,10 @@ fn is_chain_reason(r: &DenyReason) -> bool {
 struct Call<'a> {
     request_id: String,
     principal: Option<&'a Principal>,
-    tool: Option<(&'a ToolDefinition, &'a Digest)>,
+    /// How this call's events name the caller: built by the first event,
+    /// shared by the rest (a call that records nothing builds nothing).
+    principal_ref: std::sync::OnceLock<Arc<PrincipalRef>>,
+    tool: Option<&'a Arc<ToolRef>>,
     audit_all: bool,
     /// Steps passed so far, for [`audit::AuditGranularity::PerCall`].
     passed: std::sync::Mutex<Vec<&'static str>>,
@@ -751,9 +758,11 @@ impl Shared {
         details: Map<String, Value>,
     ) -> Result<(), DenyReason> {
         let subject = audit::Subject {
-            server: self.audience.as_str(),
+            server: &self.audit_server,
             request_id: &call.request_id,
-            principal: call.principal,
+            principal: call
+                .principal
+                .map(|p| call.principal_ref.get_or_init(|| audit::principal_ref(p))),
             tool: call.tool,
         };
         let mut e = audit::event(kind, outcome, step, &subject, reasons);
@@ -828,7 +837,8 @@ impl Shared {
         let call = Call {
             request_id: request_id.to_owned(),
             principal: Some(principal),
-            tool: Some((&reg.def, &reg.digest)),
+            principal_ref: std::sync::OnceLock::new(),
+            tool: Some(&reg.audit_ref),
             audit_all: true,
             passed: std::sync::Mutex::new(Vec::new()),
         };
@@ -982,6 +992,7 @@ impl<H: ServerHandler> SecureServer<H> {
         let mut call = Call {
             request_id: context.id.to_string(),
             principal: None,
+            principal_ref: std::sync::OnceLock::new(),
             tool: None,
             audit_all: s.policy.audit_all_calls,
             passed: std::sync::Mutex::new(Vec::new()),
@@ -1013,7 +1024,7 @@ impl<H: ServerHandler> SecureServer<H> {
                 )
                 .await);
         };
-        call.tool = Some((&reg.def, &reg.digest));
+        call.tool = Some(&reg.audit_ref);
         let Some(security) = s.authorizer.effective_security(&reg.def.id) else {
             return Err(s
                 .deny(

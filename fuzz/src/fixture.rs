@@ -560,8 +560,8 @@ fn audit() -> Result<AuditFixture> {
             kind,
             outcome,
         );
-        event.principal = Some(alice.clone());
-        event.tool = Some(tool.clone());
+        event.principal = Some(std::sync::Arc::new(alice.clone()));
+        event.tool = Some(std::sync::Arc::new(tool.clone()));
         event.server = Some("files".into());
         if outcome == Outcome::Denied {
             event.reason_codes = vec!["missing_permissions".into()];
