@@ -466,12 +466,7 @@ impl AttestationVerifier {
 
     /// Verifies `token` for the definition `def` as advertised.
     pub fn verify(&self, token: &str, def: &ToolDefinition, now: UnixTime) -> VerificationStatus {
-        let verified = self.verify_inner(token, def, None, now, |claims, key, _, _| {
-            VerificationStatus::Verified {
-                issuer: claims.iss.into(),
-                key_id: key.kid().as_str().to_owned(),
-            }
-        });
+        let verified = self.verify_inner(token, def, None, now, verified_status);
         verified.unwrap_or_else(|failure| VerificationStatus::Failed { failure })
     }
 
@@ -484,16 +479,7 @@ impl AttestationVerifier {
         def: &DigestedDefinition,
         now: UnixTime,
     ) -> VerificationStatus {
-        let verified = self.verify_inner(
-            token,
-            &def.def,
-            Some(def.digest),
-            now,
-            |claims, key, _, _| VerificationStatus::Verified {
-                issuer: claims.iss.into(),
-                key_id: key.kid().as_str().to_owned(),
-            },
-        );
+        let verified = self.verify_inner(token, &def.def, Some(def.digest), now, verified_status);
         verified.unwrap_or_else(|failure| VerificationStatus::Failed { failure })
     }
 
@@ -693,6 +679,20 @@ impl AttestationVerifier {
             });
         }
         Ok(finish(claims, key, header.alg(), digest))
+    }
+}
+
+/// The answer of [`AttestationVerifier::verify`]: who attested, with which
+/// key.
+fn verified_status(
+    claims: ClaimsRef<'_>,
+    key: &VerifyingKey,
+    _algorithm: Algorithm,
+    _digest: Digest,
+) -> VerificationStatus {
+    VerificationStatus::Verified {
+        issuer: claims.iss.into(),
+        key_id: key.kid().as_str().to_owned(),
     }
 }
 

@@ -54,7 +54,8 @@ pub(crate) struct Subject<'a> {
     pub(crate) tool: Option<&'a Arc<ToolRef>>,
 }
 
-/// How events name a registered tool.
+/// How events name a registered tool: `etdi_audit::event::tool_ref` with
+/// the digest the build already computed, rather than computing it again.
 pub(crate) fn tool_ref(def: &ToolDefinition, digest: Digest) -> Arc<ToolRef> {
     Arc::new(ToolRef {
         id: def.id.clone(),
