@@ -540,7 +540,7 @@ impl AttestationVerifier {
         // Step 1 (and reading `iss`, which step 2 needs to find the keys).
         // Nothing read from the payload is acted on before the signature
         // over these same bytes has been checked.
-        let mut buf = [0u8; PAYLOAD_BUF_BYTES];
+        let mut buf = [std::mem::MaybeUninit::uninit(); PAYLOAD_BUF_BYTES];
         let opened = jws::Opened::open_in(token, &self.validation, &mut buf).map_err(from_jws)?;
         // Checking UTF-8 once for the whole payload lets the parser skip
         // checking it string by string.

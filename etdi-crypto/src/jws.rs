@@ -27,6 +27,7 @@ use serde::de;
 use serde_json::{Map, Value};
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use crate::B64;
 use crate::alg::Algorithm;
@@ -541,7 +542,7 @@ pub fn verify(
 ) -> Result<Verified, JwsError> {
     let parts = split(token, validation)?;
     let (header, key) = check_header(parts.header, validation, keys)?;
-    let mut buf = [0u8; SMALL_PART_BYTES];
+    let mut buf = [MaybeUninit::uninit(); SMALL_PART_BYTES];
     let signature = decode_small(parts.signature, JwsPart::Signature, &mut buf)?;
     let payload = decode(parts.payload, JwsPart::Payload)?;
     key.verify(parts.signing_input.as_bytes(), &signature)?;
@@ -586,7 +587,7 @@ impl<'t, 'b> Opened<'t, 'b> {
     pub(crate) fn open_in(
         token: &'t str,
         validation: &Validation,
-        buf: &'b mut [u8],
+        buf: &'b mut [MaybeUninit<u8>],
     ) -> Result<Self, JwsError> {
         let parts = split_parts(token, validation.max_token_bytes)?;
         let payload = decode_small(parts.payload, JwsPart::Payload, buf)?;
@@ -617,7 +618,7 @@ impl<'t, 'b> Opened<'t, 'b> {
     ) -> Result<(JwsHeader, K), JwsError> {
         check_header_size(self.parts.header)?;
         let (header, key) = check_header_with(self.parts.header, validation, resolve)?;
-        let mut buf = [0u8; SMALL_PART_BYTES];
+        let mut buf = [MaybeUninit::uninit(); SMALL_PART_BYTES];
         let signature = decode_small(self.parts.signature, JwsPart::Signature, &mut buf)?;
         key.borrow()
             .verify(self.parts.signing_input.as_bytes(), &signature)?;
@@ -640,7 +641,7 @@ pub fn verify_detached(
         });
     }
     let (header, key) = check_header(parts.header, validation, keys)?;
-    let mut buf = [0u8; SMALL_PART_BYTES];
+    let mut buf = [MaybeUninit::uninit(); SMALL_PART_BYTES];
     let signature = decode_small(parts.signature, JwsPart::Signature, &mut buf)?;
     let mut input = String::with_capacity(parts.header.len() + 1 + payload.len() * 4 / 3 + 4);
     input.push_str(parts.header);
@@ -736,8 +737,9 @@ fn decode(part: &str, which: JwsPart) -> Result<Vec<u8>, JwsError> {
 
 /// Stack room for a decoded header or signature: every signature ETDI
 /// accepts (RSA-4096 is 512 bytes) and any ordinary header fit, so the hot
-/// path does not allocate for them. (No larger: the buffer is zeroed on
-/// every verification.)
+/// path does not allocate for them. The buffers are left uninitialised
+/// (`MaybeUninit`, safe code): the decoder only writes them, and only the
+/// bytes it wrote are read back.
 const SMALL_PART_BYTES: usize = 512;
 
 /// [`decode`] into `buf` when the part fits, into a `Vec` otherwise. The
@@ -745,7 +747,7 @@ const SMALL_PART_BYTES: usize = 512;
 fn decode_small<'b>(
     part: &str,
     which: JwsPart,
-    buf: &'b mut [u8],
+    buf: &'b mut [MaybeUninit<u8>],
 ) -> Result<std::borrow::Cow<'b, [u8]>, JwsError> {
     let engine = base64_simd::URL_SAFE_NO_PAD;
     // The exact decoded length (an impossible length is refused here), so
@@ -757,7 +759,7 @@ fn decode_small<'b>(
         return decode(part, which).map(std::borrow::Cow::Owned);
     };
     engine
-        .decode(part.as_bytes(), base64_simd::Out::from_slice(out))
+        .decode(part.as_bytes(), base64_simd::Out::from_uninit_slice(out))
         .map(|bytes| std::borrow::Cow::Borrowed(&*bytes))
         .map_err(|_| JwsError::Base64 { part: which })
 }
@@ -777,7 +779,7 @@ fn check_header_with<K: std::borrow::Borrow<VerifyingKey>>(
     validation: &Validation,
     resolve: impl FnOnce(&JwsHeader) -> Option<K>,
 ) -> Result<(JwsHeader, K), JwsError> {
-    let mut buf = [0u8; SMALL_PART_BYTES];
+    let mut buf = [MaybeUninit::uninit(); SMALL_PART_BYTES];
     let json = decode_small(encoded, JwsPart::Header, &mut buf)?;
     let header = JwsHeader::parse(&json)?;
     if !validation.algorithms.contains(&header.alg) {
@@ -941,7 +943,7 @@ mod tests {
     }
 
     fn decoded(part: &str) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        let mut buf = [0u8; SMALL_PART_BYTES];
+        let mut buf = [MaybeUninit::uninit(); SMALL_PART_BYTES];
         let small = decode_small(part, JwsPart::Payload, &mut buf)
             .ok()
             .map(|c| c.into_owned());
