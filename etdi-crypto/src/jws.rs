@@ -953,8 +953,21 @@ mod tests {
     #[test]
     fn decoding_refuses_every_non_canonical_encoding() {
         for part in [
-            "", "QQ", "QUI", "QUJD", "QQ==", "QR", "QUJ", "Q", "QUJDR", "QU JD", "QUJD\n",
-            "QU+D", "QU/D", "QU-_", "Q\u{e9}JD",
+            "",
+            "QQ",
+            "QUI",
+            "QUJD",
+            "QQ==",
+            "QR",
+            "QUJ",
+            "Q",
+            "QUJDR",
+            "QU JD",
+            "QUJD\n",
+            "QU+D",
+            "QU/D",
+            "QU-_",
+            "Q\u{e9}JD",
         ] {
             let (vec, small) = decoded(part);
             assert_eq!(vec, reference(part), "{part:?}");
