@@ -401,7 +401,7 @@ impl ClientCredentials {
     /// refresh.
     pub async fn access_token(&self) -> Result<AccessToken, ClientError> {
         let mut cached = self.cached.lock().await;
-        let now = self.clock.now();
+        let now = self.clock.now().as_secs();
         if let Some(c) = cached.as_ref()
             && now < c.refresh_at
         {

@@ -150,7 +150,7 @@ impl Introspector {
                 limit: DEFAULT_MAX_TOKEN_BYTES,
             });
         }
-        let now = self.clock.now();
+        let now = self.clock.now().as_secs();
         let hash = token_hash(token);
         if let Some(entry) = self.cache.get(&hash, now) {
             check_binding_hit(entry.bound_to.as_ref(), certificate)?;

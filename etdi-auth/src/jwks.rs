@@ -303,7 +303,7 @@ impl JwksCache {
     /// [`JwksCache::key_for`], which knows the refresh rules.
     pub(crate) fn fresh_key(&self, kid: Option<&str>, alg: Algorithm) -> Option<VerifyingKey> {
         let set = self.snapshot()?;
-        if self.clock.now() >= set.fresh_until {
+        if self.clock.now().as_secs() >= set.fresh_until {
             return None;
         }
         match set.lookup(kid, alg) {
@@ -319,7 +319,7 @@ impl JwksCache {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<VerifyingKey, TokenError> {
-        let now = self.clock.now();
+        let now = self.clock.now().as_secs();
         let Some(set) = self.snapshot() else {
             let set = self
                 .refresh(Reason::Initial, 0)
@@ -414,7 +414,7 @@ impl JwksCache {
         {
             return Ok(set);
         }
-        let now = self.clock.now();
+        let now = self.clock.now().as_secs();
         let within = |since: Option<u64>, window: Duration| {
             since.is_some_and(|t| now < t.saturating_add(window.as_secs()))
         };

@@ -150,7 +150,7 @@ pub use claims::{ClaimMapping, ClaimPath};
 pub use client::{
     AccessToken, AssertionKey, ClientAuth, ClientCredentials, ClientError, ClientSecret,
 };
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 pub use error::{BindingFailure, ConfigError, FetchError, Malformed, Part, TokenError};
 pub use etdi_crypto::Algorithm;
 pub use http::HttpClient;

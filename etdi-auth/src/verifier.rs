@@ -401,7 +401,7 @@ impl TokenVerifier {
                 limit: self.max_token_bytes,
             });
         }
-        let now = self.clock.now();
+        let now = self.clock.now().as_secs();
         // With the cache off there is nothing to look up or insert: skip the hash.
         let hash = self.cache.enabled().then(|| token_hash(token));
         if let Some(entry) = hash.as_ref().and_then(|h| self.cache.get(h, now)) {

@@ -19,6 +19,7 @@ use base64::Engine as _;
 use common::{MockServer, Reply};
 use etdi_auth::{
     ClientAuth, ClientCredentials, ClientSecret, Clock, Introspector, ManualClock, TokenError,
+    UnixTime,
 };
 use etdi_core::AuthMethod;
 use serde_json::json;
@@ -38,7 +39,7 @@ fn token_endpoint(server: &MockServer, expires_in: u64) {
 async fn token_is_cached_and_refreshed_before_expiry() {
     let server = MockServer::start().await;
     token_endpoint(&server, 300);
-    let clock = Arc::new(ManualClock::new(1_000_000));
+    let clock = Arc::new(ManualClock::new(UnixTime::from_secs(1_000_000)));
     let c = ClientCredentials::new(
         server.url("/token"),
         "agent",
@@ -86,7 +87,7 @@ async fn token_is_cached_and_refreshed_before_expiry() {
 async fn short_lived_tokens_refresh_half_way() {
     let server = MockServer::start().await;
     token_endpoint(&server, 40);
-    let clock = Arc::new(ManualClock::new(1000));
+    let clock = Arc::new(ManualClock::new(UnixTime::from_secs(1000)));
     let c = ClientCredentials::new(
         server.url("/token"),
         "agent",
@@ -109,8 +110,8 @@ async fn short_lived_tokens_refresh_half_way() {
 #[tokio::test]
 async fn introspection_is_cached_no_longer_than_the_token_lives() {
     let server = MockServer::start().await;
-    let clock = Arc::new(ManualClock::new(5_000));
-    let exp = clock.now() + 30;
+    let clock = Arc::new(ManualClock::new(UnixTime::from_secs(5_000)));
+    let exp = clock.now().as_secs() + 30;
     server.reply(
         "/introspect",
         Reply::json(
@@ -191,7 +192,7 @@ async fn introspection_is_cached_no_longer_than_the_token_lives() {
         "/introspect2",
         Reply::json(
             json!({"active": true, "sub": "a", "aud": "https://tools.example.com/mcp",
-                           "exp": clock.now() + 3600}),
+                           "exp": clock.now().as_secs() + 3600}),
         ),
     );
     long.introspect("opaque-6").await.unwrap();

@@ -22,7 +22,7 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPai
 use common::{b64, now};
 use etdi_auth::{
     Algorithm, AssertionKey, ClientAuth, ClientCredentials, ClientError, ClientSecret, HttpClient,
-    Introspector, IssuerConfig, ManualClock, TokenError, TokenVerifier,
+    Introspector, IssuerConfig, ManualClock, TokenError, TokenVerifier, UnixTime,
 };
 use etdi_core::AuthMethod;
 use serde_json::{Value, json};
@@ -196,7 +196,7 @@ async fn the_same_token_is_refused_for_wrong_audience_expiry_or_issuer() {
     println!("wrong audience: {err}");
 
     // Expired: the verifier's clock is past exp + leeway.
-    let clock = Arc::new(ManualClock::new(exp + 31));
+    let clock = Arc::new(ManualClock::new(UnixTime::from_secs(exp + 31)));
     let late = TokenVerifier::builder()
         .issuer(IssuerConfig::new(&p.issuer).audience(RS256_RESOURCE))
         .clock(clock)

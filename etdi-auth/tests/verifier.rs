@@ -18,7 +18,7 @@ use aws_lc_rs::hmac;
 use common::{MockServer, Reply, TestKey, b64, now};
 use etdi_auth::{
     Algorithm, AudienceFallback, BindingFailure, IssuerConfig, JwksPolicy, Malformed, ManualClock,
-    Part, TokenError, TokenVerifier,
+    Part, TokenError, TokenVerifier, UnixTime,
 };
 use etdi_core::AuthMethod;
 use serde_json::{Value, json};
@@ -53,7 +53,7 @@ impl Idp {
             issuer,
             rsa,
             ec,
-            clock: Arc::new(ManualClock::new(now())),
+            clock: Arc::new(ManualClock::new(UnixTime::from_secs(now()))),
         }
     }
 
@@ -75,7 +75,7 @@ impl Idp {
 
     fn now(&self) -> u64 {
         use etdi_auth::Clock;
-        self.clock.now()
+        self.clock.now().as_secs()
     }
 
     fn claims(&self) -> Value {

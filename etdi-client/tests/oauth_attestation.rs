@@ -206,7 +206,7 @@ async fn oauth_attestations_verify_against_the_issuers_jwks() {
     let key1 = es256();
     let idp = Idp::start(jwks_of(&[&key1])).await;
     let iss = idp.base.clone();
-    let clock = Arc::new(ManualClock::new(now().as_secs()));
+    let clock = Arc::new(ManualClock::new(now()));
     let jwks = issuer_jwks(&iss, &clock);
     let discovery = discovery(jwks.clone());
 
@@ -290,7 +290,7 @@ async fn the_etdi_typ_is_accepted_from_an_oauth_issuer_too() {
     let key = es256();
     let idp = Idp::start(jwks_of(&[&key])).await;
     let iss = idp.base.clone();
-    let clock = Arc::new(ManualClock::new(now().as_secs()));
+    let clock = Arc::new(ManualClock::new(now()));
     let discovery = discovery(issuer_jwks(&iss, &clock));
     let def = definition("read_file");
     let token = AttestationSigner::new(iss.as_str())
@@ -307,7 +307,7 @@ async fn an_unreachable_jwks_with_nothing_cached_fails_closed() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let iss = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let clock = Arc::new(ManualClock::new(now().as_secs()));
+    let clock = Arc::new(ManualClock::new(now()));
     let discovery = discovery(issuer_jwks(&iss, &clock));
     let key = es256();
     let catalog = discovery

@@ -67,8 +67,9 @@ impl fmt::Display for UnixTime {
     }
 }
 
-/// A source of the current time.
-pub trait Clock: Send + Sync {
+/// A source of the current time. etdi-auth reads this same trait (token
+/// expiry, JWKS and introspection caches), so one clock drives a whole stack.
+pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time.
     fn now(&self) -> UnixTime;
 }

@@ -9,7 +9,7 @@
 
 use std::sync::OnceLock;
 
-use etdi_auth::{IssuerConfig, ManualClock, TokenVerifier};
+use etdi_auth::{IssuerConfig, ManualClock, TokenVerifier, UnixTime};
 use etdi_crypto::Algorithm;
 use serde_json::{Value, json};
 
@@ -49,7 +49,9 @@ fn harness() -> &'static Harness {
                     .require_at_jwt(true)
                     .static_jwks(json!({ "keys": keys })),
             )
-            .clock(std::sync::Arc::new(ManualClock::new(NOW)))
+            .clock(std::sync::Arc::new(ManualClock::new(UnixTime::from_secs(
+                NOW,
+            ))))
             // No validated-token cache: every input takes the full path.
             .cache_capacity(0)
             .build();
