@@ -249,13 +249,26 @@ impl FileApprovalStore {
     }
 
     fn modify<T>(&self, f: impl FnOnce(&mut Vec<Approval>) -> T) -> Result<T, StoreError> {
+        self.modify_if(|list| (f(list), true))
+    }
+
+    /// [`Self::modify`] for a change that may find nothing to do: `f`
+    /// says whether it changed the list, and an unchanged list is not
+    /// written back (a revocation that matched nothing leaves the file,
+    /// its inode and its modification time as they were).
+    fn modify_if<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<Approval>) -> (T, bool),
+    ) -> Result<T, StoreError> {
         let _guard = self.lock()?;
         let mut list = self.load()?;
-        let out = f(&mut list);
-        // Under the lock no other writer can be mid-write, so any temporary
-        // file present is a crashed writer's leftover.
-        self.sweep_temporaries();
-        self.save(&list)?;
+        let (out, changed) = f(&mut list);
+        if changed {
+            // Under the lock no other writer can be mid-write, so any
+            // temporary file present is a crashed writer's leftover.
+            self.sweep_temporaries();
+            self.save(&list)?;
+        }
         Ok(out)
     }
 
@@ -291,10 +304,11 @@ impl ApprovalStore for FileApprovalStore {
     }
 
     fn revoke(&self, key: &ApprovalKey) -> Result<bool, StoreError> {
-        self.modify(|list| {
+        self.modify_if(|list| {
             let before = list.len();
             list.retain(|a| &a.key != key);
-            list.len() != before
+            let removed = list.len() != before;
+            (removed, removed)
         })
     }
 
@@ -302,6 +316,10 @@ impl ApprovalStore for FileApprovalStore {
         &self,
         matches: &dyn Fn(&Approval) -> bool,
     ) -> Result<Vec<Approval>, StoreError> {
-        self.modify(|list| crate::approval::take_matching(list, matches))
+        self.modify_if(|list| {
+            let gone = crate::approval::take_matching(list, matches);
+            let changed = !gone.is_empty();
+            (gone, changed)
+        })
     }
 }

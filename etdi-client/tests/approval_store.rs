@@ -336,3 +336,29 @@ fn revoking_a_version_never_removes_a_newer_approval_under_the_same_key() {
         assert_eq!(left[0].key.tool, def(2).id);
     }
 }
+
+#[test]
+fn a_revocation_that_matches_nothing_does_not_rewrite_the_file() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("approvals.json");
+    let store = FileApprovalStore::open(&path).unwrap();
+    store.put(approval(1)).unwrap();
+    let inode = || std::fs::metadata(&path).unwrap().ino();
+    let before = (inode(), std::fs::read(&path).unwrap());
+    // Every write replaces the file by rename, so an unchanged inode means
+    // nothing was written.
+    assert!(!store.revoke(&approval(2).key).unwrap());
+    assert!(store.revoke_matching(&|_| false).unwrap().is_empty());
+    assert_eq!((inode(), std::fs::read(&path).unwrap()), before);
+    // A revocation that removes something does write.
+    assert_eq!(store.revoke_matching(&|_| true).unwrap().len(), 1);
+    assert_ne!(inode(), before.0);
+    assert!(
+        FileApprovalStore::open(&path)
+            .unwrap()
+            .list_all()
+            .unwrap()
+            .is_empty()
+    );
+}
