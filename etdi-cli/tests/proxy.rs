@@ -36,6 +36,10 @@ use etdi_crypto::trust::KeyRing;
 use etdi_crypto::{Algorithm, CryptoProvider, SigningKey, UnixTime};
 use serde_json::{Value, json};
 
+#[path = "../../etdi-server/tests/common/sockets.rs"]
+#[allow(dead_code)]
+mod sockets;
+
 const RESOURCE: &str = "https://weather-gateway.test/mcp";
 const ISSUER: &str = "https://issuer.test";
 const PROVIDER: &str = "com.example.weather";
@@ -904,6 +908,15 @@ fn requests_without_a_valid_token_get_401() {
         response
     };
 
+    // The gateway accepts downstream connections with TCP_NODELAY (read on
+    // its own socket), or every kept-alive client waits ~40 ms per reply.
+    let probe = std::net::TcpStream::connect(authority).unwrap();
+    assert!(
+        sockets::server_nodelay_blocking(proxy.child.id(), probe.local_addr().unwrap()),
+        "etdi proxy accepted a connection without TCP_NODELAY"
+    );
+    drop(probe);
+
     let r = post(None);
     assert!(r.starts_with("HTTP/1.1 401"), "{r}");
     let lower = r.to_ascii_lowercase();
@@ -940,6 +953,15 @@ fn https_with_a_client_certificate_authenticates_without_a_token() {
     world.make_pki();
     let proxy = world.start(&UpstreamKind::Stdio);
     assert!(proxy.url.starts_with("https://127.0.0.1:"), "{}", proxy.url);
+    // TLS too: TCP_NODELAY is set on the accepted socket before the
+    // handshake (read on the gateway's own socket).
+    let authority = proxy.url["https://".len()..].split('/').next().unwrap();
+    let probe = std::net::TcpStream::connect(authority).unwrap();
+    assert!(
+        sockets::server_nodelay_blocking(proxy.child.id(), probe.local_addr().unwrap()),
+        "etdi proxy (TLS) accepted a connection without TCP_NODELAY"
+    );
+    drop(probe);
     let ca = ("ETDI_PROXY_CA", world.path("ca.pem"));
     let identity = [
         ca.clone(),

@@ -431,7 +431,8 @@ async fn end_to_end(n: &Narrative) -> Result<(), Failure> {
     };
     let app = Router::new().fallback(idp_handler).with_state(idp.clone());
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(idp_listener, app).await {
+        if let Err(e) = axum::serve(etdi_server::listener::TcpAccept::new(idp_listener), app).await
+        {
             eprintln!("issuer stopped: {e}");
         }
     });

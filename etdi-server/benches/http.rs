@@ -46,116 +46,22 @@ use etdi_core::{AuthMethod, CallChain, Principal, SecurityLevel, SecurityPolicy}
 use etdi_crypto::request::{CallToSign, RequestSigner, RequestVerifier};
 use etdi_crypto::trust::IssuerKeys;
 use etdi_crypto::{Algorithm, CryptoProvider, SigningKey, UnixTime};
-use etdi_server::rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, JsonObject,
-    ListToolsResult, PaginatedRequestParams, RequestMetaObject, ServerCapabilities, ServerConfig,
-    Tool,
-};
-use etdi_server::rmcp::service::{RequestContext, RunningService};
+use etdi_server::rmcp::model::{CallToolRequestParams, JsonObject, RequestMetaObject};
+use etdi_server::rmcp::service::RunningService;
 use etdi_server::rmcp::transport::StreamableHttpClientTransport;
 use etdi_server::rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use etdi_server::rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use etdi_server::rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService,
-};
-use etdi_server::rmcp::{ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt};
+use etdi_server::rmcp::{RoleClient, ServiceExt};
 use etdi_server::{BearerAuth, EtdiTool, SecureServer, ToolContext, wire};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
+#[path = "support/fixture.rs"]
+#[allow(dead_code)]
+mod fixture;
+#[path = "support/keepalive.rs"]
+mod keepalive;
+use fixture::{EchoArgs, Issuer, echo, listen, start_plain};
+
 type Client = RunningService<RoleClient, ()>;
-
-/// The tool both servers serve.
-fn echo(text: &str) -> String {
-    text.to_owned()
-}
-
-#[derive(Clone)]
-struct Plain;
-
-impl ServerHandler for Plain {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-
-    async fn list_tools(
-        &self,
-        _r: Option<PaginatedRequestParams>,
-        _c: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let schema = json!({"type": "object", "properties": {"text": {"type": "string"}}});
-        Ok(ListToolsResult::with_all_items(vec![Tool::new(
-            "echo",
-            "Echoes text",
-            Arc::new(schema.as_object().unwrap().clone()),
-        )]))
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        _c: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let args = request.arguments.unwrap_or_default();
-        let text = args.get("text").and_then(Value::as_str).unwrap_or_default();
-        Ok(CallToolResult::success(vec![ContentBlock::text(echo(text))]).into())
-    }
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-struct EchoArgs {
-    text: String,
-}
-
-struct Issuer {
-    key: SigningKey,
-}
-
-impl Issuer {
-    fn token(&self, aud: &str) -> String {
-        let now = UnixTime::now().as_secs();
-        let claims = json!({"iss": "https://issuer.bench", "sub": "alice", "client_id": "alice",
-            "aud": aud, "iat": now, "exp": now + 3600, "jti": "bench-token", "scope": "demo:read"});
-        let header = etdi_crypto::jws::JwsHeader::new(Algorithm::ES256)
-            .with_kid(self.key.kid().to_string())
-            .with_typ("at+jwt");
-        etdi_crypto::jws::sign(&self.key, &header, claims.to_string().as_bytes()).unwrap()
-    }
-
-    fn verifier(&self, aud: &str) -> etdi_auth::TokenVerifier {
-        let jwk: Value =
-            serde_json::from_str(&self.key.verifying_key().to_jwk().to_json()).unwrap();
-        etdi_auth::TokenVerifier::builder()
-            .issuer(
-                etdi_auth::IssuerConfig::new("https://issuer.bench")
-                    .audience(aud)
-                    .static_jwks(json!({"keys": [jwk]})),
-            )
-            .build()
-            .unwrap()
-    }
-}
-
-async fn listen() -> (tokio::net::TcpListener, String) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", l.local_addr().unwrap());
-    (l, url)
-}
-
-/// `json`: stateless, `application/json` answers (see `start_secure_with`).
-async fn start_plain(json: bool) -> String {
-    let (l, url) = listen().await;
-    let svc = StreamableHttpService::new(
-        || Ok(Plain),
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default()
-            .with_legacy_session_mode(!json)
-            .with_json_response(json),
-    );
-    let app = axum::Router::new().route_service("/mcp", svc);
-    tokio::spawn(async move { axum::serve(l, app).await });
-    url
-}
 
 /// How a secure server of the bench treats request signatures.
 #[derive(Clone, Copy)]
@@ -292,7 +198,7 @@ async fn start_secure_with(
         ..etdi_server::http::HttpOptions::default()
     };
     let app = etdi_server::http::router(server, options).unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
+    tokio::spawn(async move { axum::serve(etdi_server::listener::TcpAccept::new(l), app).await });
     url
 }
 
@@ -733,5 +639,131 @@ fn main() {
         median(&mut cold)
     );
     drop(variants);
+    keepalive(&rt, &mut c, &issuer);
     rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// What real clients do: one kept-alive connection per client, `initialize`
+/// once, then calls on the session, every answer an SSE stream read to its
+/// end (`support/keepalive.rs`). Sequential latency on one session and
+/// throughput with 16 sessions calling at once, for the plain rmcp server
+/// and SecureServer, both accepting with `TCP_NODELAY`; interleaved rounds,
+/// ratios against `plain` taken within each round, medians reported. The
+/// rows above (rmcp's own client, a new connection per call) are the
+/// second view.
+fn keepalive(rt: &tokio::runtime::Runtime, c: &mut Criterion, issuer: &Issuer) {
+    use etdi_server::audit::AuditGranularity::{PerCall, PerStep};
+    const CLIENTS: usize = 16;
+    const ROUNDS: usize = 7;
+    const SEQ_PER_ROUND: usize = 200;
+    const PER_CLIENT: usize = 50;
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let args = json!({"text": "benchmark"});
+    struct Target {
+        name: &'static str,
+        url: String,
+        token: Option<String>,
+    }
+    let targets: Vec<Target> = rt.block_on(async {
+        let plain = start_plain(false).await;
+        let secure = start_secure(issuer, Sig::Off, PerStep, dirs[0].path(), false).await;
+        let per_call = start_secure(issuer, Sig::Off, PerCall, dirs[1].path(), false).await;
+        vec![
+            Target {
+                name: "plain",
+                url: plain,
+                token: None,
+            },
+            Target {
+                name: "secure",
+                token: Some(issuer.token(&secure)),
+                url: secure,
+            },
+            Target {
+                name: "secure/call",
+                token: Some(issuer.token(&per_call)),
+                url: per_call,
+            },
+        ]
+    });
+    let mut sessions: Vec<(keepalive::Session, Vec<keepalive::Session>)> = rt.block_on(async {
+        let mut out = Vec::new();
+        for t in &targets {
+            let one = keepalive::Session::open(&t.url, t.token.clone()).await;
+            let mut many = Vec::with_capacity(CLIENTS);
+            for _ in 0..CLIENTS {
+                many.push(keepalive::Session::open(&t.url, t.token.clone()).await);
+            }
+            out.push((one, many));
+        }
+        out
+    });
+    {
+        let mut g = c.benchmark_group("keepalive_tools_call");
+        for (t, (one, _)) in targets.iter().zip(sessions.iter_mut()) {
+            g.bench_function(t.name, |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            one.call("echo", &args).await;
+                        }
+                        start.elapsed()
+                    })
+                })
+            });
+        }
+        g.finish();
+    }
+    let n = targets.len();
+    let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    let mut p50_ratio: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut tput: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut tput_ratio: Vec<Vec<f64>> = vec![Vec::new(); n];
+    for _ in 0..ROUNDS {
+        let mut round_p50 = Vec::with_capacity(n);
+        let mut round_tput = Vec::with_capacity(n);
+        for (i, (one, many)) in sessions.iter_mut().enumerate() {
+            let mut l = rt.block_on(keepalive::sequential(one, "echo", &args, SEQ_PER_ROUND));
+            l.sort();
+            round_p50.push(keepalive::pct(&l, 0.5).as_secs_f64());
+            lat[i].extend(l);
+            let (back, calls_per_s) = rt.block_on(keepalive::concurrent(
+                std::mem::take(many),
+                "echo",
+                &args,
+                PER_CLIENT,
+            ));
+            *many = back;
+            round_tput.push(calls_per_s);
+        }
+        for i in 0..n {
+            p50_ratio[i].push(round_p50[i] / round_p50[0]);
+            tput[i].push(round_tput[i]);
+            tput_ratio[i].push(round_tput[i] / round_tput[0]);
+        }
+    }
+    println!();
+    println!(
+        "kept-alive MCP clients with SSE answers ({ROUNDS} interleaved rounds: {SEQ_PER_ROUND} sequential calls on one session, then {CLIENTS} sessions x {PER_CLIENT} calls at once; every server accepts with TCP_NODELAY)"
+    );
+    println!(
+        "{:<12} {:>9} {:>9} {:>13} {:>11} {:>14}",
+        "variant", "p50 us", "p99 us", "p50 ratio", "calls/s", "calls/s ratio"
+    );
+    for (i, t) in targets.iter().enumerate() {
+        lat[i].sort();
+        println!(
+            "{:<12} {:>9.1} {:>9.1} {:>13.3} {:>11.0} {:>14.3}",
+            t.name,
+            keepalive::pct(&lat[i], 0.5).as_secs_f64() * 1e6,
+            keepalive::pct(&lat[i], 0.99).as_secs_f64() * 1e6,
+            keepalive::median(&mut p50_ratio[i]),
+            keepalive::median(&mut tput[i]),
+            keepalive::median(&mut tput_ratio[i]),
+        );
+    }
+    println!(
+        "(p50 ratio: a variant's sequential p50 over plain's, median of per-round ratios; target for secure: at most 1.5)"
+    );
 }

@@ -506,7 +506,8 @@ where
 }
 
 /// Serves `server` on `listener` until the process ends or the listener
-/// fails.
+/// fails. Every accepted connection gets `TCP_NODELAY`
+/// ([`crate::listener::TcpAccept`]).
 pub async fn serve_http<H>(
     server: SecureServer<H>,
     listener: tokio::net::TcpListener,
@@ -516,7 +517,7 @@ where
     H: ServerHandler + Send + Sync + 'static,
 {
     let app = router(server, options).map_err(crate::ServeError::Build)?;
-    axum::serve(listener, app)
+    axum::serve(crate::listener::TcpAccept::new(listener), app)
         .await
         .map_err(|e| crate::ServeError::Io(e.to_string()))
 }

@@ -40,6 +40,7 @@ pub mod audit;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod listener;
 pub mod remote;
 mod server;
 pub mod stages;

@@ -6,10 +6,11 @@
 //! cannot stall the others. Completed connections are handed to axum, and
 //! the client certificate (when the rustls configuration asked for one,
 //! e.g. etdi-auth's `MtlsServerConfigBuilder`) travels with each request as
-//! [`TlsPeer`]. The HTTP auth layer then passes it to the token verifier
-//! (RFC 8705 certificate-bound tokens) or, when
+//! [`TlsPeer`]. The HTTP auth layer then passes the certificate to the
+//! token verifier (RFC 8705 certificate-bound tokens) or, when
 //! [`crate::BearerAuth::accept_client_certificates`] is on, takes the
-//! certificate's identity as the principal.
+//! certificate's identity as the principal. Every accepted socket gets
+//! `TCP_NODELAY` before the handshake (see [`crate::listener`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,6 +92,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Before the handshake, whose flights are small writes too.
+                crate::listener::set_nodelay(&tcp);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {

@@ -275,7 +275,7 @@ async fn tool_scope_challenge_names_the_missing_permission_and_is_audited() {
     };
     let app = etdi_server::http::router(server, options).unwrap();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(etdi_server::listener::TcpAccept::new(listener), app).await;
     });
 
     // A token without demo:write calls `write`: 403 before any MCP work,
@@ -409,4 +409,33 @@ async fn concurrent_requests_are_bounded() {
     let (url, inside, issuer) = serve(1, None).await;
     two_calls(&url, &issuer).await;
     assert_eq!(inside.max.load(Ordering::SeqCst), 1);
+}
+
+/// `serve_http` accepts every connection with `TCP_NODELAY`: without it a
+/// kept-alive client waits about 40 ms (delayed ACK) on every SSE reply.
+/// The option is read on the server's own socket (see common/sockets.rs).
+#[tokio::test]
+async fn serve_http_accepts_connections_with_tcp_nodelay() {
+    let (listener, base) = loopback().await;
+    let resource = format!("{base}/mcp");
+    let issuer = LocalIssuer::new();
+    let server = demo_builder(basic(), Arc::new(MemoryAudit::new()))
+        .audience(resource.clone())
+        .bearer_auth(bearer(issuer.verifier(&resource), &resource, &[]))
+        .build()
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(etdi_server::http::serve_http(
+        server,
+        listener,
+        etdi_server::http::HttpOptions::default(),
+    ));
+    for _ in 0..3 {
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let peer = client.local_addr().unwrap();
+        assert!(
+            sockets::server_nodelay(std::process::id(), peer).await,
+            "serve_http accepted {peer} without TCP_NODELAY"
+        );
+    }
 }

@@ -149,3 +149,35 @@ async fn a_client_certificate_authenticates_and_roles_grant_permissions() {
     assert_eq!(reason_codes(&e), ["missing_permissions"]);
     client.cancel().await.unwrap();
 }
+
+/// The TLS listener sets `TCP_NODELAY` on every accepted socket, before the
+/// handshake (read on the server's own socket, see common/sockets.rs).
+#[tokio::test]
+async fn the_tls_listener_accepts_connections_with_tcp_nodelay() {
+    let pki = pki();
+    let tls = etdi_auth::MtlsServerConfigBuilder::new(vec![pki.ca_der.clone()])
+        .alpn(vec![b"http/1.1".to_vec()])
+        .build(pki.server_chain.clone(), pki.server_key.clone_key())
+        .unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let url = format!("https://{addr}/mcp");
+    let issuer = LocalIssuer::new();
+    let server = demo_builder(basic(), Arc::new(MemoryAudit::new()))
+        .audience(url.clone())
+        .bearer_auth(bearer(issuer.verifier(&url), &url, &[]))
+        .build()
+        .unwrap();
+    let listener = TlsListener::new(tcp, tls, TlsLimits::default()).unwrap();
+    tokio::spawn(serve_https(
+        server,
+        listener,
+        etdi_server::http::HttpOptions::default(),
+    ));
+    let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let peer = client.local_addr().unwrap();
+    assert!(
+        sockets::server_nodelay(std::process::id(), peer).await,
+        "the TLS listener accepted {peer} without TCP_NODELAY"
+    );
+}

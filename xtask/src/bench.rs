@@ -379,6 +379,16 @@ const REFERENCES: &[(&str, &str, &str)] = &[
         "http_tools_call/plain",
         "tools/call over HTTP vs a plain rmcp server",
     ),
+    (
+        "keepalive_tools_call/{v..}",
+        "keepalive_tools_call/plain",
+        "kept-alive client, SSE answers: tools/call vs a plain rmcp server",
+    ),
+    (
+        "proxy_tools_call/proxy",
+        "proxy_tools_call/direct",
+        "through etdi proxy vs the upstream called directly (kept-alive)",
+    ),
 ];
 
 /// Matches `id` against `pattern`, returning the captures. `{x}` matches

@@ -89,6 +89,8 @@ impl MockServer {
                 let Ok((mut stream, _)) = listener.accept().await else {
                     return;
                 };
+                // As every etdi endpoint does (etdi_server::listener).
+                let _ = stream.set_nodelay(true);
                 let s = s.clone();
                 tokio::spawn(async move {
                     // One request per connection is enough for these tests.

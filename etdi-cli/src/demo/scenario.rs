@@ -80,8 +80,9 @@ async fn bind(what: &str) -> Result<(TcpListener, std::net::SocketAddr), String>
 fn spawn_app(listener: TcpListener, app: axum::Router) -> JoinHandle<()> {
     tokio::spawn(async move {
         // The runtime stops the servers when the demo ends; an accept error
-        // before that shows up as a failed step, not here.
-        let _ = axum::serve(listener, app).await;
+        // before that shows up as a failed step, not here. The issuer is
+        // accepted like the tool server (TCP_NODELAY), as in production.
+        let _ = axum::serve(etdi_server::listener::TcpAccept::new(listener), app).await;
     })
 }
 

@@ -359,7 +359,7 @@ async fn serve_connected(
     };
     let mut serving = match &downstream.tls {
         None => tokio::spawn(async move {
-            axum::serve(tcp, app)
+            axum::serve(etdi_server::listener::TcpAccept::new(tcp), app)
                 .with_graceful_shutdown(graceful)
                 .await
                 .map_err(|e| e.to_string())

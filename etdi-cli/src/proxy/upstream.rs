@@ -50,6 +50,23 @@ impl ClientHandler for Listener {
     }
 }
 
+/// The HTTP client of an HTTP upstream. `TCP_NODELAY` is set explicitly
+/// (reqwest's default today, but a forwarded call pays any delayed-ACK
+/// stall twice, so it is not left to a default). Redirects are not
+/// followed: the upstream is the configured URL and nothing else, and a
+/// redirect could carry the gateway's own token elsewhere. No idle
+/// connections are kept, as rmcp's default client does: rmcp may stop
+/// reading an SSE answer mid-stream, and a pooled connection left in that
+/// state would stall the next request.
+fn upstream_http() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|e| format!("cannot build the upstream HTTP client: {e}"))
+}
+
 /// Why a forwarded call failed.
 #[derive(Debug)]
 pub enum CallError {
@@ -121,7 +138,7 @@ impl Upstream {
                 if let Some(t) = token {
                     cfg = cfg.auth_header(t.clone());
                 }
-                let transport = StreamableHttpClientTransport::from_config(cfg);
+                let transport = StreamableHttpClientTransport::with_client(upstream_http()?, cfg);
                 tokio::time::timeout(timeout, handler.serve(transport))
                     .await
                     .map_err(|_| {

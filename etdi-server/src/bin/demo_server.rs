@@ -187,7 +187,7 @@ async fn serve_http() -> Result<(), String> {
         }
     };
     tokio::select! {
-        r = axum::serve(listener, app) => r.map_err(|e| e.to_string()),
+        r = axum::serve(etdi_server::listener::TcpAccept::new(listener), app) => r.map_err(|e| e.to_string()),
         () = stdin_closed => Ok(()),
     }
 }

@@ -200,7 +200,7 @@ async fn serve() -> Result<(), String> {
         }
     };
     tokio::select! {
-        r = axum::serve(listener, app) => r.map_err(|e| e.to_string())?,
+        r = axum::serve(etdi_server::listener::TcpAccept::new(listener), app) => r.map_err(|e| e.to_string())?,
         () = stdin_closed => {}
     }
     // Every call answered so far had its events queued (or, durable, synced)

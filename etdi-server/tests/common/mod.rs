@@ -9,6 +9,8 @@
 )]
 #![allow(dead_code)]
 
+pub mod sockets;
+
 use std::sync::Arc;
 
 use etdi_core::{AuthMethod, EventKind, Principal, SecurityLevel, SecurityPolicy};
@@ -319,7 +321,7 @@ where
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
-    axum::serve(listener, app).await
+    axum::serve(etdi_server::listener::TcpAccept::new(listener), app).await
 }
 
 pub fn bearer(
