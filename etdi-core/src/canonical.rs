@@ -233,9 +233,48 @@ pub fn canonical_value(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     if fast::write_value(&mut out, value).is_some() {
         return Ok(out.into_bytes());
     }
+    exact_doubles(value)?;
     serde_json_canonicalizer::to_vec(value).map_err(|e| CanonicalError {
         reason: e.to_string(),
     })
+}
+
+/// I-JSON (RFC 7493 §2.2): every number must be exactly an IEEE 754
+/// double. RFC 8785 writes a number through a double, so an integer that
+/// is not one (2^53 + 1, 10^18 + 64) would share its canonical form, and
+/// its digest and signature, with a different number, while a handler that
+/// reads exact integers would see the number that was sent, not the one
+/// that was signed. Such a document has no canonical form: refusing it is
+/// the only way the signed value and the read value are always the same.
+/// (The fast writer handles only integers up to 2^53, all exact, so only
+/// the general path needs this check.)
+fn exact_doubles(value: &Value) -> Result<(), CanonicalError> {
+    match value {
+        Value::Number(n) => {
+            let exact = if let Some(u) = n.as_u64() {
+                let f = u as f64;
+                // `f as u64` saturates: 2^64 would pass as u64::MAX.
+                f < 18_446_744_073_709_551_616.0 && f as u64 == u
+            } else if let Some(i) = n.as_i64() {
+                let f = i as f64;
+                f < 9_223_372_036_854_775_808.0 && f as i64 == i
+            } else {
+                n.as_f64().is_some_and(f64::is_finite)
+            };
+            if exact {
+                Ok(())
+            } else {
+                Err(CanonicalError {
+                    reason: format!(
+                        "number {n} is not exactly an IEEE 754 double (I-JSON, RFC 7493 §2.2); send it as a string"
+                    ),
+                })
+            }
+        }
+        Value::Array(items) => items.iter().try_for_each(exact_doubles),
+        Value::Object(map) => map.values().try_for_each(exact_doubles),
+        Value::Null | Value::Bool(_) | Value::String(_) => Ok(()),
+    }
 }
 
 /// Orders two member names as RFC 8785 sorts them (by UTF-16 code units),
@@ -490,6 +529,7 @@ impl Digest {
         if fast::write_object(&mut out, map).is_some() {
             return Ok(Self::of(out.as_bytes()));
         }
+        map.values().try_for_each(exact_doubles)?;
         serde_json_canonicalizer::to_vec(map)
             .map(|b| Self::of(&b))
             .map_err(|e| CanonicalError {
@@ -563,6 +603,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn numbers_that_are_not_exact_doubles_have_no_canonical_form() {
+        // (value, exact): the edges of the rule.
+        let cases: [(Value, bool); 10] = [
+            (serde_json::json!(9_007_199_254_740_992u64), true),
+            (serde_json::json!(9_007_199_254_740_993u64), false),
+            (serde_json::json!(1_000_000_000_000_000_000u64), true),
+            (serde_json::json!(1_000_000_000_000_000_064u64), false),
+            (serde_json::json!(u64::MAX), false),
+            (serde_json::json!(9_223_372_036_854_775_808u64), true),
+            (serde_json::json!(i64::MIN), true),
+            (serde_json::json!(i64::MAX), false),
+            (serde_json::json!(-9_007_199_254_740_993i64), false),
+            (serde_json::json!(0.1), true),
+        ];
+        for (v, exact) in cases {
+            let doc = serde_json::json!({"a": [v.clone()]});
+            assert_eq!(canonical_value(&doc).is_ok(), exact, "{v}");
+            assert_eq!(Digest::of_value(&doc).is_ok(), exact, "{v}");
+            let map = doc.as_object().unwrap();
+            assert_eq!(Digest::of_object(map).is_ok(), exact, "{v}");
+        }
+    }
+
+    #[test]
     fn digest_text_bytes_are_its_display() {
         for input in [&b""[..], b"etdi", &[0xffu8; 100][..]] {
             let d = Digest::of(input);
@@ -621,7 +685,8 @@ mod tests {
             json!("\u{0}\u{1}\u{1f}\u{7f}\u{8}\t\n\u{c}\r\"\\/\u{2028}\u{1f600}é"),
             json!([9007199254740992u64, -9007199254740992i64, 0, -0, 1]),
             // These need the general path (numbers JCS formats specially).
-            json!([9007199254740993u64, 1.5, 1e21, 1e-7, -0.0, 100.0]),
+            json!([9007199254740994u64, 1.5, 1e21, 1e-7, -0.0, 100.0]),
+            json!([u64::MAX - 2047, i64::MIN, -9007199254740994i64]),
             json!({"n": {"deep": [{"z": 1, "y": {"x": []}}]}}),
         ] {
             assert_eq!(canonical_value(&v).unwrap(), reference(&v), "{v}");
@@ -639,6 +704,9 @@ mod tests {
             any::<i64>().prop_map(Value::from),
             any::<u64>().prop_map(Value::from),
             (-(1i64 << 53)..=(1i64 << 53)).prop_map(Value::from),
+            // Large integers that are exact doubles (the general path).
+            (1u64..2048).prop_map(|k| Value::from(k << 53)),
+            (1i64..1024).prop_map(|k| Value::from(-(k << 53))),
             any::<f64>()
                 .prop_filter("finite", |f| f.is_finite())
                 .prop_map(Value::from),
@@ -663,7 +731,13 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
         #[test]
         fn fast_path_is_byte_identical_to_the_reference(v in json_value()) {
-            proptest::prop_assert_eq!(canonical_value(&v).unwrap(), reference(&v));
+            // A document holding an integer that is not exactly a double
+            // has no canonical form (I-JSON); any other is written exactly
+            // as the reference writes it.
+            match canonical_value(&v) {
+                Ok(bytes) => proptest::prop_assert_eq!(bytes, reference(&v)),
+                Err(_) => proptest::prop_assert!(exact_doubles(&v).is_err(), "refused {}", v),
+            }
         }
     }
 

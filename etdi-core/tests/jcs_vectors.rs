@@ -61,15 +61,22 @@ fn section_3_2_3_sorting_by_utf16_code_units() {
 }
 
 #[test]
-fn integers_beyond_2_pow_53_are_written_as_the_double_they_become() {
-    // I-JSON / JCS: numbers are IEEE doubles, even when the parser kept an
-    // exact u64. Two spellings of one double must canonicalise alike.
+fn integers_that_are_not_doubles_have_no_canonical_form() {
+    // I-JSON (RFC 7493 §2.2, which RFC 8785 requires of its input): JCS
+    // writes numbers as IEEE doubles, so an integer the parser kept exactly
+    // but no double holds (u64::MAX, 2^53 + 1) would share its canonical
+    // form with another number. It is refused (docs/PROTOCOL.md §3); a
+    // number that is a double, however spelled, is written as that double.
+    let refused = |text: &str| canonical_json(&parse_json(text).unwrap()).is_err();
+    assert!(refused("18446744073709551615"));
+    assert!(refused("9007199254740993"));
+    assert!(refused("[1, {\"a\": -9007199254740993}]"));
     assert_eq!(
-        canonical_of_text("18446744073709551615"),
+        canonical_of_text("18446744073709552000"),
         "18446744073709552000"
     );
+    assert_eq!(canonical_of_text("9007199254740992"), "9007199254740992");
     assert_eq!(canonical_of_text("[-0, 0.0, 1E2, 100]"), "[0,0,100,100]");
-    assert_eq!(canonical_of_text("9007199254740993"), "9007199254740992");
 }
 
 #[test]
