@@ -52,6 +52,7 @@ pub mod chain;
 pub mod claims;
 pub mod clock;
 pub mod manager;
+pub mod nonce_journal;
 pub mod replay;
 pub mod request;
 mod store;

@@ -84,7 +84,7 @@ pub trait NonceStore: Send + Sync {
     ) -> Result<(), ReplayError>;
 }
 
-type Key = [u8; 32];
+pub(crate) type Key = [u8; 32];
 
 /// A bounded in-memory [`NonceStore`] for a single server process.
 ///
@@ -170,12 +170,20 @@ impl MemoryNonceStore {
         keep_until: UnixTime,
         now: UnixTime,
     ) -> Result<(), ReplayError> {
+        self.insert_key(hash_key(issuer, jti), keep_until.as_secs(), now)
+    }
+
+    /// [`Self::check_and_insert_now`] of an already hashed key.
+    pub(crate) fn insert_key(
+        &self,
+        key: Key,
+        until: u64,
+        now: UnixTime,
+    ) -> Result<(), ReplayError> {
         let now = now.as_secs();
-        let until = keep_until.as_secs();
         if until <= now {
             return Err(ReplayError::Stale);
         }
-        let key = hash_key(issuer, jti);
         // A poisoned lock means a thread panicked mid-update; the maps may
         // disagree, so refuse rather than guess.
         let mut inner = self.inner.lock().map_err(|_| ReplayError::Unavailable {
@@ -198,6 +206,21 @@ impl MemoryNonceStore {
         }
         inner.by_expiry.push(Reverse((until, key)));
         Ok(())
+    }
+}
+
+impl MemoryNonceStore {
+    /// The entries still live at `now` (for a journal's compaction);
+    /// `None` when the lock is poisoned.
+    pub(crate) fn live_entries(&self, now: UnixTime) -> Option<Vec<(Key, u64)>> {
+        let g = self.inner.lock().ok()?;
+        Some(
+            g.live
+                .iter()
+                .filter(|(_, until)| **until > now.as_secs())
+                .map(|(k, u)| (*k, *u))
+                .collect(),
+        )
     }
 }
 
@@ -228,7 +251,7 @@ impl NonceStore for MemoryNonceStore {
 
 /// SHA-256 over the length-prefixed pair, so `("ab", "c")` and `("a", "bc")`
 /// are different keys and every key has the same small size.
-fn hash_key(issuer: &str, jti: &str) -> Key {
+pub(crate) fn hash_key(issuer: &str, jti: &str) -> Key {
     let mut h = Sha256::new();
     h.update((issuer.len() as u64).to_be_bytes());
     h.update(issuer.as_bytes());
