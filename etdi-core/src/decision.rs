@@ -168,6 +168,16 @@ pub enum DenyReason {
         /// Ids of the determining policies (empty when none matched).
         policies: Vec<String>,
     },
+    /// A request on a transport session that another principal opened
+    /// (answered as for an unknown session; see docs/THREAT_MODEL.md).
+    SessionNotOwned,
+    /// A bound on what one caller may hold or send was reached.
+    LimitExceeded {
+        /// The limit's name (e.g. `max_sessions_per_principal`).
+        limit: String,
+        /// Operator-facing detail.
+        detail: String,
+    },
     /// Evaluation failed; failures deny.
     Internal {
         /// Operator-facing detail.
@@ -195,6 +205,8 @@ impl DenyReason {
             Self::CalleeBlocked { .. } => "callee_blocked",
             Self::PrivilegeEscalation { .. } => "privilege_escalation",
             Self::PolicyDenied { .. } => "policy_denied",
+            Self::SessionNotOwned => "session_not_owned",
+            Self::LimitExceeded { .. } => "limit_exceeded",
             Self::Internal { .. } => "internal",
         }
     }
@@ -258,6 +270,8 @@ impl fmt::Display for DenyReason {
             Self::PolicyDenied { engine, policies } => {
                 write!(f, "denied by the {engine} policy: {}", policies.join(", "))
             }
+            Self::SessionNotOwned => f.write_str("the session belongs to another principal"),
+            Self::LimitExceeded { limit, detail } => write!(f, "limit `{limit}` reached: {detail}"),
             Self::Internal { detail } => write!(f, "internal error (denied): {detail}"),
         }
     }

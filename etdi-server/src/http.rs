@@ -67,6 +67,9 @@ struct AuthState {
     server: Arc<str>,
     sessions: Arc<LocalSessionManager>,
     max_sessions: usize,
+    /// Who opened each live session (`None` when sessions are off).
+    owners: Option<crate::sessions::SessionOwners>,
+    max_sessions_per_principal: usize,
     /// Set when per-tool scope challenges are on.
     scope_challenge: Option<ScopeChallenge>,
     /// Requests in flight past authentication (`max_concurrent_requests`).
@@ -122,6 +125,27 @@ impl http_body::Body for Admitted {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// What the session checks read of a request (taken out of it, because a
+/// request body is not `Sync` and cannot be borrowed across an await).
+struct SessionRequest {
+    /// The `Mcp-Session-Id` header.
+    session: Option<String>,
+    /// A `POST` without a session id: it may open one.
+    opens: bool,
+}
+
+impl SessionRequest {
+    fn of(req: &Request) -> Self {
+        SessionRequest {
+            session: req
+                .headers()
+                .get("mcp-session-id")
+                .map(|v| v.to_str().unwrap_or_default().to_owned()),
+            opens: req.method() == axum::http::Method::POST,
+        }
     }
 }
 
@@ -212,6 +236,108 @@ impl AuthState {
             tracing::error!(error = %err, "HTTP authentication failure could not be audited");
         }
     }
+
+    /// Holds a request on a session to the principal that opened it, and a
+    /// request opening one to the per-principal quota (see
+    /// [`crate::sessions`]); `Err` is the refusal to send, already audited.
+    async fn check_session(
+        &self,
+        request: SessionRequest,
+        principal: &etdi_core::Principal,
+    ) -> Result<Option<crate::sessions::Owner>, Response> {
+        use crate::sessions::{Access, Owner};
+        let Some(owners) = &self.owners else {
+            return Ok(None);
+        };
+        let owner = Owner::of(principal);
+        let SessionRequest { session, opens } = request;
+        match session {
+            Some(id) => {
+                if owners.access(&id, &owner) == Access::Foreign {
+                    self.record_failure(
+                        EventKind::AuthorizationFailed,
+                        DenyReason::SessionNotOwned,
+                        Some(principal),
+                    )
+                    .await;
+                    // Exactly what rmcp answers for an unknown session, so
+                    // the attempt learns nothing about the session.
+                    return Err(
+                        (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()
+                    );
+                }
+                Ok(None)
+            }
+            None if opens => {
+                let live = self.sessions.sessions.read().await;
+                let held = owners.live_count(&owner, |id| live.contains_key(id));
+                let total = live.len();
+                drop(live);
+                let refusal = match held {
+                    None => Some("session table unavailable".to_owned()),
+                    Some(n) if n >= self.max_sessions_per_principal => Some(format!(
+                        "{n} live sessions, the most one principal may hold (max_sessions_per_principal)"
+                    )),
+                    Some(_) if total >= self.max_sessions => Some(format!(
+                        "{total} live sessions, the most the server holds (max_sessions)"
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(detail) = refusal {
+                    let status = if held.is_some_and(|n| n >= self.max_sessions_per_principal) {
+                        StatusCode::TOO_MANY_REQUESTS
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    self.record_failure(
+                        EventKind::AuthorizationFailed,
+                        DenyReason::LimitExceeded {
+                            limit: if status == StatusCode::TOO_MANY_REQUESTS {
+                                "max_sessions_per_principal".into()
+                            } else {
+                                "max_sessions".into()
+                            },
+                            detail: detail.clone(),
+                        },
+                        Some(principal),
+                    )
+                    .await;
+                    return Err((status, detail).into_response());
+                }
+                Ok(Some(owner))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Admits the request; a session it opened is bound to `opener`, a
+    /// session it ended is forgotten.
+    async fn admit_session(
+        &self,
+        req: Request,
+        next: Next,
+        opener: Option<crate::sessions::Owner>,
+    ) -> Response {
+        let ending = (req.method() == axum::http::Method::DELETE)
+            .then(|| req.headers().get("mcp-session-id").cloned())
+            .flatten();
+        let resp = self.admit(req, next).await;
+        if let Some(owners) = &self.owners {
+            if let Some(owner) = opener
+                && let Some(id) = resp.headers().get("mcp-session-id")
+                && let Ok(id) = id.to_str()
+            {
+                owners.bind(id, owner);
+            }
+            if let Some(id) = ending
+                && resp.status().is_success()
+                && let Ok(id) = id.to_str()
+            {
+                owners.forget(id);
+            }
+        }
+        resp
+    }
 }
 
 async fn authenticate(State(st): State<Arc<AuthState>>, mut req: Request, next: Next) -> Response {
@@ -261,8 +387,12 @@ async fn authenticate(State(st): State<Arc<AuthState>>, mut req: Request, next: 
             etdi_auth::mtls::CertificateIdentity::from_der(cert).and_then(|id| id.to_principal());
         return match principal {
             Ok(p) => {
+                let opener = match st.check_session(SessionRequest::of(&req), &p).await {
+                    Ok(o) => o,
+                    Err(refusal) => return refusal,
+                };
                 req.extensions_mut().insert(Authenticated(Arc::new(p)));
-                st.admit(req, next).await
+                st.admit_session(req, next, opener).await
             }
             Err(e) => {
                 st.record_failure(
@@ -358,14 +488,12 @@ async fn authenticate(State(st): State<Arc<AuthState>>, mut req: Request, next: 
             ),
         );
     }
-    // A request without a session id opens a session; refuse it when the
-    // server already holds as many as it may.
-    if !req.headers().contains_key("mcp-session-id")
-        && req.method() == axum::http::Method::POST
-        && st.sessions.sessions.read().await.len() >= st.max_sessions
-    {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many sessions").into_response();
-    }
+    // Sessions: a request on one must come from its owner; one opening a
+    // session must fit the per-principal and total quotas.
+    let opener = match st.check_session(SessionRequest::of(&req), &principal).await {
+        Ok(o) => o,
+        Err(refusal) => return refusal,
+    };
     if let Some(sc) = &st.scope_challenge
         && req.method() == axum::http::Method::POST
     {
@@ -398,7 +526,7 @@ async fn authenticate(State(st): State<Arc<AuthState>>, mut req: Request, next: 
         req = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
     req.extensions_mut().insert(Authenticated(principal));
-    st.admit(req, next).await
+    st.admit_session(req, next, opener).await
 }
 
 /// The axum router serving `server` over Streamable HTTP at
@@ -447,6 +575,10 @@ where
         server: server.audience().into(),
         sessions,
         max_sessions: limits.max_sessions,
+        owners: options
+            .sessions
+            .then(crate::sessions::SessionOwners::default),
+        max_sessions_per_principal: limits.max_sessions_per_principal,
         scope_challenge: options.tool_scope_challenge.then(|| ScopeChallenge {
             shared: server.shared.clone(),
             max_body: limits.max_request_body_bytes,

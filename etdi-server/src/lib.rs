@@ -43,6 +43,7 @@ pub mod limits;
 pub mod listener;
 pub mod remote;
 mod server;
+mod sessions;
 pub mod stages;
 pub mod tls;
 mod tool;

@@ -7,7 +7,8 @@
 //! | `max_signature_bytes` | 8 KiB | `tools/call`: length of the request-signature JWS |
 //! | `max_chain_hops` | 8 | `tools/call`: hops in `dev.etdi/call-chain` (the protocol cap is 32; the policy's depth rule applies on top) |
 //! | `max_hop_bytes` | 8 KiB | `tools/call`: length of each hop JWS |
-//! | `max_sessions` | 1024 | HTTP: live MCP sessions; a new `initialize` beyond it gets `503` |
+//! | `max_sessions` | 1024 | HTTP: live MCP sessions; a new `initialize` beyond it gets `503` (audited) |
+//! | `max_sessions_per_principal` | 32 | HTTP: live MCP sessions one principal (issuer, subject, client id) may hold; beyond it `429` (audited) |
 //! | `max_concurrent_requests` | 256 | HTTP: authenticated requests in flight, each until its response body is sent (standalone `GET` streams excepted: `max_sessions` bounds them); more wait for a slot |
 
 use etdi_core::tool::MAX_CALL_DEPTH;
@@ -28,6 +29,8 @@ pub struct Limits {
     pub max_hop_bytes: usize,
     /// Most live HTTP sessions.
     pub max_sessions: usize,
+    /// Most live HTTP sessions of one principal.
+    pub max_sessions_per_principal: usize,
     /// Most HTTP requests served at once.
     pub max_concurrent_requests: usize,
 }
@@ -41,6 +44,7 @@ impl Default for Limits {
             max_chain_hops: 8,
             max_hop_bytes: 8 * 1024,
             max_sessions: 1024,
+            max_sessions_per_principal: 32,
             max_concurrent_requests: 256,
         }
     }
@@ -55,6 +59,10 @@ impl Limits {
             ("max_signature_bytes", self.max_signature_bytes),
             ("max_hop_bytes", self.max_hop_bytes),
             ("max_sessions", self.max_sessions),
+            (
+                "max_sessions_per_principal",
+                self.max_sessions_per_principal,
+            ),
             ("max_concurrent_requests", self.max_concurrent_requests),
         ];
         if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
