@@ -10,6 +10,7 @@
 mod cmd;
 mod demo;
 mod proxy;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -110,9 +111,10 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
 fn report_error(json: bool, message: &str) {
     let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
     if json {
-        eprintln!("{}", serde_json::json!({ "error": one_line }));
+        let error = serde_json::json!({ "error": one_line }).to_string();
+        eprintln!("{}", terminal::json(&error));
     } else {
-        eprintln!("etdi: {one_line}");
+        eprintln!("etdi: {}", terminal::one_line(&one_line));
     }
 }
 

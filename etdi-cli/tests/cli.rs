@@ -1094,6 +1094,55 @@ fn audit_verify_intact_then_tampered_and_tail() {
     );
 }
 
+/// An attack on the operator's terminal (docs/THREAT_MODEL.md, #8): a
+/// token `sub` holding a newline, an ANSI escape and a bidi override,
+/// recorded as the audit log records any caller, must not forge a line on
+/// `etdi audit tail` nor reach the terminal raw, in either output mode.
+#[test]
+fn audit_tail_shows_control_characters_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    json_in(dir, &["keygen", "--alg", "ES256", "--out", "audit.pem"], 0);
+    let key = private_key(dir, "audit.pem");
+    let logs = dir.join("log");
+    std::fs::create_dir(&logs).unwrap();
+    let sink = FileSink::builder(&logs)
+        .checkpoint_signer(Arc::new(key))
+        .open()
+        .unwrap();
+    let log = AuditLog::builder().sink(sink).build().unwrap();
+    let forged = "mallory\n     9 2026-12-01T00:00:00Z authorization_succeeded success principal=root \u{1b}[2K\u{1b}[1A\u{202e}\u{85}";
+    let attacker = Principal::new(forged, AuthMethod::BearerJwt);
+    log.log_durable(event::authentication_succeeded(&attacker))
+        .unwrap();
+    log.shutdown().unwrap();
+
+    let out = run_in(dir, &["audit", "tail", "--dir", "log", "-n", "5"]);
+    ok(&out);
+    let text = stdout(&out);
+    let unsafe_char = |c: char| c.is_control() && c != '\n' || c == '\u{202e}';
+    assert!(
+        !text.chars().any(unsafe_char),
+        "raw control characters: {text:?}"
+    );
+    assert_eq!(text.lines().count(), 1, "a forged line: {text}");
+    assert!(
+        text.contains("mallory\\u{a}") && text.contains("\\u{1b}[2K"),
+        "{text}"
+    );
+    assert!(text.contains("\\u{202e}"), "{text}");
+
+    let out = run_in(dir, &["audit", "tail", "--dir", "log", "-n", "5", "--json"]);
+    ok(&out);
+    let text = stdout(&out);
+    assert!(
+        !text.chars().any(unsafe_char),
+        "raw control characters: {text:?}"
+    );
+    let v: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["event"]["principal"]["subject"], forged);
+}
+
 #[test]
 fn audit_tail_follow_prints_new_records() {
     let tmp = tempfile::tempdir().unwrap();

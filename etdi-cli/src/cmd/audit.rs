@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::files::show;
 use super::keyfile::{key_set, load_verifying_keys};
-use super::{AlgArg, emit, line, refused};
+use super::{AlgArg, emit, json_line, line, refused};
 
 /// `etdi audit` subcommands.
 #[derive(clap::Subcommand)]
@@ -207,19 +207,18 @@ fn print_record(file: &Path, number: usize, text: &[u8], json: bool) -> bool {
     match parse_record(text) {
         Ok(r) => {
             if json {
-                line(&json!({"seq": r.seq, "hash_ok": r.hash_ok, "event": r.event}).to_string())
+                json_line(&json!({"seq": r.seq, "hash_ok": r.hash_ok, "event": r.event}))
             } else {
-                let field = |name: &str| r.event.get(name).and_then(Value::as_str).unwrap_or("");
-                let principal = r
-                    .event
-                    .pointer("/principal/subject")
-                    .and_then(Value::as_str)
-                    .unwrap_or("-");
-                let tool = r
-                    .event
-                    .pointer("/tool/id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("-");
+                // Every value in the line comes from the record, which
+                // callers wrote (a token's `sub`, a tool id): each stays on
+                // its line with its control characters shown escaped.
+                let one = |v: Option<&Value>, absent: &'static str| {
+                    crate::terminal::one_line(v.and_then(Value::as_str).unwrap_or(absent))
+                        .into_owned()
+                };
+                let field = |name: &str| one(r.event.get(name), "");
+                let principal = one(r.event.pointer("/principal/subject"), "-");
+                let tool = one(r.event.pointer("/tool/id"), "-");
                 let mut s = format!(
                     "{:>6} {} {} {} principal={principal} tool={tool}",
                     r.seq,
@@ -240,7 +239,7 @@ fn print_record(file: &Path, number: usize, text: &[u8], json: bool) -> bool {
         Err(e) => {
             let where_ = format!("{}:{number}", show(file));
             if json {
-                line(&json!({"file": where_, "error": format!("not a record: {e}")}).to_string())
+                json_line(&json!({"file": where_, "error": format!("not a record: {e}")}))
             } else {
                 line(&format!("{where_}: not a record: {e}"))
             }

@@ -131,7 +131,7 @@ fn list(args: &ListArgs, json: bool) -> Result<ExitCode, String> {
     let now = UnixTime::now();
     if args.jwks {
         // A JWKS is JSON whatever the output mode.
-        super::line(&manager.jwks(now).to_json());
+        super::json_text_line(&manager.jwks(now).to_json());
         return Ok(ExitCode::SUCCESS);
     }
     let active = key_json(manager.active_key(), store.overlap, now);

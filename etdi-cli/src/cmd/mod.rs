@@ -43,15 +43,31 @@ pub fn refused() -> ExitCode {
 /// Prints one result: `value` as compact JSON with `--json`, else `text`.
 pub fn emit(json: bool, value: &Value, text: &str) {
     if json {
-        line(&value.to_string());
+        json_line(value);
     } else {
         line(text.trim_end_matches('\n'));
     }
 }
 
-/// Writes one line to standard output. A closed pipe (`etdi ... | head`)
-/// ends the output quietly instead of panicking like `println!`.
+/// Writes human-readable text and a newline to standard output, with what
+/// a terminal would act on escaped (`crate::terminal::text`). A closed
+/// pipe (`etdi ... | head`) ends the output quietly instead of panicking
+/// like `println!`.
 pub fn line(text: &str) -> bool {
+    raw_line(&crate::terminal::text(text))
+}
+
+/// Writes `value` as one line of compact JSON (`crate::terminal::json`).
+pub fn json_line(value: &Value) -> bool {
+    json_text_line(&value.to_string())
+}
+
+/// Writes text that is JSON already as one line (`crate::terminal::json`).
+pub fn json_text_line(json: &str) -> bool {
+    raw_line(&crate::terminal::json(json))
+}
+
+fn raw_line(text: &str) -> bool {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").and_then(|()| out.flush()).is_ok()
 }

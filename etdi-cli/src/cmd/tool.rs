@@ -128,7 +128,7 @@ pub fn run(command: &ToolCommand, json: bool) -> Result<ExitCode, String> {
                 .canonical_bytes()
                 .map_err(|e| format!("{}: {e}", show(file)))?;
             // The canonical form is JSON already, in either output mode.
-            super::line(&String::from_utf8_lossy(&bytes));
+            super::json_text_line(&String::from_utf8_lossy(&bytes));
             Ok(ExitCode::SUCCESS)
         }
         ToolCommand::Sign(args) => sign(args, json),

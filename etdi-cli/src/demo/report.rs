@@ -89,7 +89,7 @@ macro_rules! say {
 fn say(line: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    let _ = writeln!(out, "{}", crate::terminal::text(line));
 }
 
 /// Text width of the report.

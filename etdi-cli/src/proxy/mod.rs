@@ -91,10 +91,12 @@ pub fn run(args: &ProxyArgs, json: bool) -> Result<ExitCode, String> {
 fn status(json: bool, value: serde_json::Value, text: String) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
+    // Tool names and errors come from the upstream: escaped for the
+    // terminal (crate::terminal).
     let _ = if json {
-        writeln!(out, "{value}")
+        writeln!(out, "{}", crate::terminal::json(&value.to_string()))
     } else {
-        writeln!(out, "etdi proxy: {text}")
+        writeln!(out, "etdi proxy: {}", crate::terminal::text(&text))
     };
     let _ = out.flush();
 }
@@ -103,7 +105,12 @@ fn status(json: bool, value: serde_json::Value, text: String) {
 /// `eprintln!` on a closed stderr).
 pub(crate) fn warn(text: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "etdi proxy: {text}");
+    let text = text.to_string();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "etdi proxy: {}",
+        crate::terminal::text(&text)
+    );
 }
 
 /// SIGTERM and SIGINT, registered before the gateway starts serving so that
