@@ -27,11 +27,10 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use etdi_audit::Verifier;
@@ -45,20 +44,14 @@ use etdi_core::{Permission, ProviderId, ServerId};
 use etdi_crypto::attestation::{AttestationVerifier, ProviderScope};
 use etdi_crypto::request::RequestSigner;
 use etdi_crypto::trust::KeyRing;
-use etdi_crypto::{Algorithm, CryptoProvider, Jwk, SigningKey, UnixTime, VerifyingKey};
 use etdi_server::rmcp::ServiceError;
 use etdi_server::rmcp::transport::StreamableHttpClientTransport;
 use etdi_server::rmcp::transport::common::client_side_sse::ExponentialBackoff;
 use etdi_server::rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
-/// The server's identity, independent of its port so that a restarted
-/// server (on another port) is the same server to tokens, signatures and
-/// approvals.
-const AUDIENCE: &str = "https://load.etdi.test/mcp";
-const ISSUER: &str = "https://issuer.load.test";
-/// The OAuth client every caller uses; it signs the requests.
-const CLIENT_ID: &str = "etdi-load";
+mod common;
+use common::load_server::{AUDIENCE, CLIENT_ID, Server, World, cpu_secs, verifying_key};
 
 /// Runs the tests one at a time (their figures would disturb each other).
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -73,190 +66,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// The token issuer and the client's request-signing key.
-struct World {
-    issuer_key: SigningKey,
-    client_key: Arc<SigningKey>,
-    http: reqwest::Client,
-}
-
-impl World {
-    fn new() -> Self {
-        let p = CryptoProvider::get_default();
-        World {
-            issuer_key: SigningKey::generate(p, Algorithm::ES256).unwrap(),
-            client_key: Arc::new(SigningKey::generate(p, Algorithm::ES256).unwrap()),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn jwks(&self) -> Value {
-        let jwk: Value =
-            serde_json::from_str(&self.issuer_key.verifying_key().to_jwk().to_json()).unwrap();
-        json!({"keys": [jwk]})
-    }
-
-    /// An RFC 9068 access token of `subject` for the client `etdi-load`.
-    fn token(&self, subject: &str) -> String {
-        let now = UnixTime::now().as_secs();
-        let claims = json!({
-            "iss": ISSUER, "sub": subject, "aud": AUDIENCE, "client_id": CLIENT_ID,
-            "iat": now, "exp": now + 3600, "jti": format!("tok-{subject}-{now}"),
-            "scope": "demo:read",
-        });
-        let header = etdi_crypto::jws::JwsHeader::new(Algorithm::ES256)
-            .with_kid(self.issuer_key.kid().to_string())
-            .with_typ("at+jwt");
-        etdi_crypto::jws::sign(&self.issuer_key, &header, claims.to_string().as_bytes()).unwrap()
-    }
-}
-
-/// The server process. Dropping it kills the process.
-struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    url: String,
-    provider_jwk: Value,
-    audit_jwk: Value,
-    records_at_open: u64,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// User plus system CPU time of the process whose `/proc/<pid>/stat` is
-/// at `path`, in seconds (Linux reports it in USER_HZ = 100 ticks).
-fn cpu_secs(path: &str) -> f64 {
-    let stat = std::fs::read_to_string(path).unwrap();
-    // The command name may contain spaces; the fields after it do not.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5) are the 12th and 13th after the name.
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
-}
-
-fn verifying_key(jwk: &Value) -> VerifyingKey {
-    let jwk = Jwk::from_json(&jwk.to_string()).unwrap();
-    VerifyingKey::from_jwk(CryptoProvider::get_default(), &jwk, None).unwrap()
-}
-
-impl Server {
-    fn start(world: &World, state: &Path, durable: bool, granularity: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_etdi-load-server"))
-            .env("ETDI_LOAD_STATE", state)
-            .env("ETDI_LOAD_AUDIENCE", AUDIENCE)
-            .env("ETDI_LOAD_ISSUER", ISSUER)
-            .env("ETDI_LOAD_JWKS", world.jwks().to_string())
-            .env("ETDI_LOAD_SIGNER", CLIENT_ID)
-            .env(
-                "ETDI_LOAD_SIGNER_JWK",
-                world.client_key.verifying_key().to_jwk().to_json(),
-            )
-            .env("ETDI_LOAD_DURABLE", if durable { "1" } else { "0" })
-            .env("ETDI_LOAD_GRANULARITY", granularity)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // Bounded: a server that never announces itself fails the test.
-        let first = lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|e| {
-                panic!(
-                    "the server did not announce itself within 60 s ({e}); stderr: {:?}",
-                    stderr.lock().unwrap()
-                )
-            });
-        let v: Value = serde_json::from_str(&first).unwrap();
-        Server {
-            child,
-            lines,
-            stderr,
-            url: v["url"].as_str().unwrap().to_owned(),
-            provider_jwk: v["provider_jwk"].clone(),
-            audit_jwk: v["audit_jwk"].clone(),
-            records_at_open: v["records_at_open"].as_u64().unwrap(),
-        }
-    }
-
-    /// The server's peak resident set size (VmHWM), in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no VmHWM in /proc/<pid>/status: {status}"))
-    }
-
-    /// CPU time the server has used so far, in seconds.
-    fn cpu_secs(&self) -> f64 {
-        cpu_secs(&format!("/proc/{}/stat", self.child.id()))
-    }
-
-    /// Stops the server gracefully (closing its stdin) and returns its last
-    /// report. Fails if it does not exit cleanly within 60 s.
-    fn stop(mut self) -> Value {
-        drop(self.child.stdin.take());
-        let stopped = self
-            .lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|e| {
-                panic!(
-                    "the server did not stop within 60 s ({e}); stderr: {:?}",
-                    self.stderr.lock().unwrap()
-                )
-            });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(
-            status.success(),
-            "server exit {status}; stderr: {:?}",
-            self.stderr.lock().unwrap()
-        );
-        serde_json::from_str(&stopped).unwrap()
-    }
-
-    /// `kill -9`.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        let status = self.child.wait().unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
-    }
 }
 
 /// How the client's transport resumes a broken response stream.
@@ -593,7 +402,8 @@ fn sigkill_during_load() {
                 .is_usable()
         );
         first.close().await.unwrap();
-        assert_eq!(store.list_all().unwrap().len(), 1);
+        // One approval per tool the server serves (`echo` and `amount`).
+        assert_eq!(store.list_all().unwrap().len(), 2);
 
         // The load clients approve nothing themselves: they can call only
         // because the stored approval matches what the server serves.
@@ -749,8 +559,8 @@ fn sigkill_during_load() {
     // same definition, same signer.
     let store = Arc::new(FileApprovalStore::open(&approvals).unwrap());
     let pins = store.list_all().unwrap();
-    assert_eq!(pins.len(), 1);
-    assert_eq!(pins[0].key.server.as_str(), AUDIENCE);
+    assert_eq!(pins.len(), 2, "one approval per tool");
+    assert!(pins.iter().all(|p| p.key.server.as_str() == AUDIENCE));
     let after_key = rt.block_on(async {
         let store: Arc<dyn ApprovalStore> = store.clone();
         let client = connect(
@@ -765,7 +575,8 @@ fn sigkill_during_load() {
         let catalog = client.catalog().await.unwrap();
         let tool = catalog.get("echo").unwrap();
         assert!(tool.is_usable(), "{:?}", tool.refusal);
-        assert_eq!(tool.digest, Some(pins[0].digest));
+        let echo_pin = pins.iter().find(|p| p.name.as_str() == "echo").unwrap();
+        assert_eq!(tool.digest, Some(echo_pin.digest));
         let key = echo(&client, "fault-after", 0).await.unwrap();
         client.close().await.unwrap();
         key

@@ -29,7 +29,13 @@
 //!
 //! Tool `echo` (needs `demo:read`) answers with a JSON object holding the
 //! JSON-RPC request id and the caller as the pipeline saw them, so a
-//! client can match each acknowledged call with its audit event.
+//! client can match each acknowledged call with its audit event. Tool
+//! `amount` answers with the integer it read (`{"amount": n}`), so the
+//! attack suite can compare what was signed with what a handler reads.
+//!
+//! Replay protection survives restarts: the nonces of accepted signed
+//! requests are journalled in `<state>/nonces`
+//! (etdi-crypto `JournalNonceStore`).
 //!
 //! Once listening it prints one JSON line on stdout: `url`, `audience`,
 //! the public JWKs of both keys and `records_at_open` (records the audit
@@ -55,6 +61,13 @@ use etdi_server::stages::{AuditRecorder, DurableAudit};
 use etdi_server::{BearerAuth, EtdiTool, SecureServer, ToolContext};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+#[derive(Deserialize, JsonSchema)]
+#[schemars(crate = "etdi_server::schemars")]
+struct AmountArgs {
+    /// An amount, read as an exact integer.
+    amount: u64,
+}
 
 #[derive(Deserialize, JsonSchema)]
 #[schemars(crate = "etdi_server::schemars")]
@@ -134,7 +147,14 @@ async fn serve() -> Result<(), String> {
     let mut signers = IssuerKeys::new();
     signers.add(env("ETDI_LOAD_SIGNER")?, signer_key);
 
+    let nonces = etdi_crypto::nonce_journal::JournalNonceStore::open(
+        state.join("nonces"),
+        etdi_crypto::replay::MemoryNonceStore::capacity_for(100, 360),
+        now,
+    )
+    .map_err(|e| e.to_string())?;
     let server = SecureServer::builder("etdi-load-server")
+        .nonce_store(Arc::new(nonces))
         .audience(audience.clone())
         .policy(SecurityPolicy::new(SecurityLevel::Strict))
         .provider("com.example", "Example Corp")
@@ -164,6 +184,14 @@ async fn serve() -> Result<(), String> {
                         "text": a.text,
                     })
                     .to_string()
+                }),
+        )
+        .tool(
+            EtdiTool::new("amount", "1.0.0")
+                .description("Answers with the amount it read")
+                .permissions(["demo:read"])
+                .handler(|a: AmountArgs, _ctx: ToolContext| async move {
+                    json!({ "amount": a.amount }).to_string()
                 }),
         )
         .build()

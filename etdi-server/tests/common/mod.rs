@@ -9,6 +9,7 @@
 )]
 #![allow(dead_code)]
 
+pub mod load_server;
 pub mod sockets;
 
 use std::sync::Arc;
