@@ -65,9 +65,55 @@ pub(crate) fn tool_ref(def: &ToolDefinition, digest: Digest) -> Arc<ToolRef> {
     })
 }
 
-/// How events name a caller.
+/// Longest JSON-RPC id kept whole in an event, in bytes.
+pub const MAX_REQUEST_ID_BYTES: usize = 256;
+/// Longest principal field (subject, issuer, client id) kept whole.
+pub const MAX_PRINCIPAL_FIELD_BYTES: usize = 512;
+/// Longest reason text kept whole.
+pub const MAX_REASON_BYTES: usize = 2048;
+
+/// `text` if it fits in `max` bytes; otherwise its longest prefix that
+/// does (on a character boundary) followed by
+/// `…[truncated: N bytes, sha256:…]`, the length and digest of the whole.
+///
+/// Every attacker-controlled string that goes into an audit event (the
+/// JSON-RPC id, token claims, a called tool's name inside a reason) is
+/// bounded here: an event too large to record would otherwise either stop
+/// the call without a record or, for a denial, go out unrecorded ("no
+/// audit, no call" must hold for every input). The digest still lets an
+/// investigator match the whole value.
+pub fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let prefix = text.get(..end).unwrap_or_default();
+    std::borrow::Cow::Owned(format!(
+        "{prefix}…[truncated: {} bytes, {}]",
+        text.len(),
+        Digest::of(text.as_bytes())
+    ))
+}
+
+/// How events name a caller, each field bounded ([`bounded`]).
 pub(crate) fn principal_ref(p: &Principal) -> Arc<PrincipalRef> {
-    Arc::new(PrincipalRef::from(p))
+    let mut r = PrincipalRef::from(p);
+    let cap = |s: &mut String| {
+        if s.len() > MAX_PRINCIPAL_FIELD_BYTES {
+            *s = bounded(s, MAX_PRINCIPAL_FIELD_BYTES).into_owned();
+        }
+    };
+    cap(&mut r.subject);
+    if let Some(i) = r.issuer.as_mut() {
+        cap(i);
+    }
+    if let Some(c) = r.client_id.as_mut() {
+        cap(c);
+    }
+    Arc::new(r)
 }
 
 /// Builds the event of one pipeline step. The audit log assigns the final
@@ -90,18 +136,17 @@ pub(crate) fn event(
         outcome,
     );
     e.server = Some(subject.server.clone());
-    e.request_id = Some(subject.request_id.to_owned());
+    e.request_id = Some(bounded(subject.request_id, MAX_REQUEST_ID_BYTES).into_owned());
     e.principal = subject.principal.cloned();
     e.tool = subject.tool.cloned();
     e.reason_codes = reasons.iter().map(|r| r.code().to_owned()).collect();
     if !reasons.is_empty() {
-        e.reason = Some(
-            reasons
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        );
+        let reason = reasons
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        e.reason = Some(bounded(&reason, MAX_REASON_BYTES).into_owned());
     }
     e.details.insert("step".into(), Value::from(step));
     e
@@ -154,5 +199,25 @@ pub struct NoAudit;
 impl AuditRecorder for NoAudit {
     async fn record(&self, _event: AuditEvent) -> Result<(), StageError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_keeps_short_text_and_cuts_long_text_on_a_character_boundary() {
+        assert!(matches!(
+            bounded("short", 8),
+            std::borrow::Cow::Borrowed("short")
+        ));
+        let long = "é".repeat(10); // 20 bytes
+        let cut = bounded(&long, 5);
+        assert!(cut.starts_with("éé…[truncated: 20 bytes, sha256:"), "{cut}");
+        assert!(
+            cut.ends_with(&format!("{}]", Digest::of(long.as_bytes()))),
+            "{cut}"
+        );
     }
 }

@@ -798,7 +798,10 @@ impl Shared {
     }
 
     /// Records a denial and turns it into the JSON-RPC error. If even the
-    /// denial cannot be recorded, the caller still gets the denial.
+    /// denial cannot be recorded, the call is still denied, but with the
+    /// internal error only: an unrecorded answer must not tell the caller
+    /// anything (which check failed, which tools exist) that the operator
+    /// cannot see in the log.
     async fn deny(
         &self,
         call: &Call<'_>,
@@ -811,6 +814,7 @@ impl Shared {
             .await
         {
             tracing::error!(reason = %r, "denial could not be audited");
+            return deny_error(&[r]);
         }
         deny_error(&reasons)
     }

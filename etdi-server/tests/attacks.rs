@@ -374,3 +374,50 @@ fn one_principal_cannot_fill_the_session_table() {
     server.stop();
     assert!(audited_denial(state.path(), "limit_exceeded"));
 }
+
+/// Seam: an audit event and the size of its input. A JSON-RPC `id` over
+/// 512 KiB made every event of the call too large to record, and the real
+/// denial still went out with no record. Attacker-controlled fields are
+/// now bounded in every event (a prefix, the length and the SHA-256 of the
+/// whole), so the call is recorded and answered; a denial that still
+/// cannot be recorded is answered only as an internal error.
+#[test]
+fn an_oversized_request_id_cannot_evade_the_audit_log() {
+    let world = World::new();
+    let state = tempfile::tempdir().unwrap();
+    let server = Server::start(&world, state.path(), false, "step");
+    let id = "A".repeat(600 * 1024);
+    runtime().block_on(async {
+        let mut raw = Raw::new(&server.url, world.token("alice"));
+        assert_eq!(raw.open().await.status, 200);
+        // Unsigned, so the Strict server refuses it at the signature step.
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":"{id}","method":"tools/call","params":{{"name":"echo","arguments":{{"text":"x"}}}}}}"#
+        );
+        let a = raw.post(&body).await;
+        assert_eq!(error_code(&a), Some(-32012), "HTTP {}", a.status);
+    });
+    server.stop();
+    let records = audit_records(state.path());
+    let of_the_call: Vec<&Value> = records
+        .iter()
+        .map(|r| r.get("event").unwrap_or(r))
+        .filter(|e| {
+            e["request_id"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("AAAA") && s.contains("truncated: 614400 bytes"))
+        })
+        .collect();
+    let denial = of_the_call
+        .iter()
+        .find(|e| e["outcome"] == "denied")
+        .unwrap_or_else(|| panic!("no denial recorded for the call: {of_the_call:?}"));
+    assert!(
+        denial.to_string().contains("request_signature_required"),
+        "{denial}"
+    );
+    assert!(
+        of_the_call.iter().all(|e| e.to_string().len() < 4096),
+        "the records are bounded"
+    );
+}
