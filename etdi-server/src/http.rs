@@ -46,6 +46,10 @@ pub struct HttpOptions {
     /// with the missing permissions in `data`, which every MCP client can
     /// read. Either way the denial is audited at the authorization step.
     pub tool_scope_challenge: bool,
+    /// Connection bounds applied by [`serve_http`] and
+    /// [`crate::tls::serve_https`] (header-read and idle timeout, connection
+    /// cap); [`router`] does not use them.
+    pub connections: crate::listener::ConnectionLimits,
 }
 
 impl Default for HttpOptions {
@@ -56,6 +60,7 @@ impl Default for HttpOptions {
             sessions: true,
             json_response: false,
             tool_scope_challenge: false,
+            connections: crate::listener::ConnectionLimits::default(),
         }
     }
 }
@@ -639,7 +644,8 @@ where
 
 /// Serves `server` on `listener` until the process ends or the listener
 /// fails. Every accepted connection gets `TCP_NODELAY`
-/// ([`crate::listener::TcpAccept`]).
+/// ([`crate::listener::TcpAccept`]) and the bounds of
+/// `options.connections` ([`crate::listener::serve`]).
 pub async fn serve_http<H>(
     server: SecureServer<H>,
     listener: tokio::net::TcpListener,
@@ -648,10 +654,16 @@ pub async fn serve_http<H>(
 where
     H: ServerHandler + Send + Sync + 'static,
 {
+    let limits = options.connections;
     let app = router(server, options).map_err(crate::ServeError::Build)?;
-    axum::serve(crate::listener::TcpAccept::new(listener), app)
-        .await
-        .map_err(|e| crate::ServeError::Io(e.to_string()))
+    crate::listener::serve(
+        crate::listener::TcpAccept::new(listener),
+        app,
+        limits,
+        std::future::pending(),
+    )
+    .await
+    .map_err(|e| crate::ServeError::Io(e.to_string()))
 }
 
 #[cfg(test)]

@@ -140,16 +140,29 @@ pub struct TlsPeer {
     pub certificate: Option<Arc<[u8]>>,
 }
 
-impl Connected<IncomingStream<'_, TlsListener>> for TlsPeer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        let (_, conn) = stream.io().get_ref();
+impl TlsPeer {
+    fn of(stream: &TlsStream<TcpStream>, addr: SocketAddr) -> Self {
+        let (_, conn) = stream.get_ref();
         TlsPeer {
-            addr: *stream.remote_addr(),
+            addr,
             certificate: conn
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| Arc::from(c.as_ref())),
         }
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for TlsPeer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        TlsPeer::of(stream.io(), *stream.remote_addr())
+    }
+}
+
+impl crate::listener::PeerInfo for TlsStream<TcpStream> {
+    type Info = TlsPeer;
+    fn peer_info(&self, addr: SocketAddr) -> TlsPeer {
+        TlsPeer::of(self, addr)
     }
 }
 
@@ -163,11 +176,9 @@ pub async fn serve_https<H>(
 where
     H: ServerHandler + Send + Sync + 'static,
 {
+    let limits = options.connections;
     let app = router(server, options).map_err(ServeError::Build)?;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<TlsPeer>(),
-    )
-    .await
-    .map_err(|e| ServeError::Io(e.to_string()))
+    crate::listener::serve(listener, app, limits, std::future::pending())
+        .await
+        .map_err(|e| ServeError::Io(e.to_string()))
 }

@@ -421,3 +421,159 @@ fn an_oversized_request_id_cannot_evade_the_audit_log() {
         "the records are bounded"
     );
 }
+
+/// Raises this test process's open-file limit (the sockets below).
+fn raise_own_fd_limit() {
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        },
+    )
+    .unwrap();
+}
+
+/// Opens `n` TCP connections to `url`'s host that send nothing.
+async fn idle_sockets(url: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+    let authority = url["http://".len()..].split('/').next().unwrap().to_owned();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(tokio::net::TcpStream::connect(&authority).await.unwrap());
+    }
+    out
+}
+
+/// How many of `sockets` the server closes (EOF or reset) within `limit`,
+/// all watched at once.
+async fn closed_by_server(
+    sockets: Vec<tokio::net::TcpStream>,
+    limit: std::time::Duration,
+) -> usize {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 256];
+                loop {
+                    match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+                        Ok(Ok(0)) | Ok(Err(_)) => return true,
+                        Ok(Ok(_)) => continue,
+                        Err(_) => return false,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut closed = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            closed += 1;
+        }
+    }
+    closed
+}
+
+/// Unauthenticated connection exhaustion: 1,000 idle or trickling sockets
+/// stayed open 45 s, and 1,030 made the server unreachable at the common
+/// 1,024 file-descriptor limit. Now the soft limit is raised to the hard
+/// one, a connection that sends no complete request head within the
+/// header timeout is closed, and a legitimate client gets through while
+/// 2,000 idle and trickling sockets are open.
+#[test]
+fn idle_and_trickling_connections_do_not_lock_clients_out() {
+    raise_own_fd_limit();
+    let world = World::new();
+    let state = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &world,
+        state.path(),
+        false,
+        "step",
+        &[("ETDI_LOAD_HEADER_TIMEOUT_MS", "2000")],
+    );
+    runtime().block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let mut idle = idle_sockets(&server.url, 1000).await;
+        let mut slow = idle_sockets(&server.url, 1000).await;
+        // A request head one byte at a time, never finished (bounded: 20
+        // rounds of 100 ms).
+        for s in &mut slow {
+            let _ = s.write_all(b"POST /mcp HTTP/1.1\r\n").await;
+        }
+        let trickle = tokio::spawn(async move {
+            for _ in 0..20 {
+                for s in &mut slow {
+                    let _ = s.write_all(b"x").await;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            slow
+        });
+        // A legitimate client still gets through.
+        let mut alice = Raw::new(&server.url, world.token("alice"));
+        let opened = tokio::time::timeout(std::time::Duration::from_secs(5), alice.open())
+            .await
+            .expect("a legitimate client waited more than 5 s");
+        assert_eq!(opened.status, 200);
+        let a = alice
+            .post(&signed_call(
+                &world,
+                1,
+                "echo",
+                &json!({"text": "through"}),
+                r#"{"text":"through"}"#,
+            ))
+            .await;
+        assert_eq!(tool_output(&a)["text"], "through");
+        // The server drops them after its 2 s header timeout.
+        let slow = trickle.await.unwrap();
+        idle.extend(slow);
+        let closed = closed_by_server(idle, std::time::Duration::from_secs(10)).await;
+        assert_eq!(closed, 2000, "sockets the server left open");
+    });
+    server.stop();
+}
+
+/// Past `max_connections` a new connection gets `503` and is closed; the
+/// slots come back as the header timeout frees idle sockets.
+#[test]
+fn past_the_connection_cap_a_connection_is_refused_clearly() {
+    raise_own_fd_limit();
+    let world = World::new();
+    let state = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &world,
+        state.path(),
+        false,
+        "step",
+        &[
+            ("ETDI_LOAD_MAX_CONNECTIONS", "64"),
+            ("ETDI_LOAD_HEADER_TIMEOUT_MS", "1000"),
+        ],
+    );
+    runtime().block_on(async {
+        use tokio::io::AsyncReadExt;
+        let held = idle_sockets(&server.url, 64).await;
+        let mut extra = idle_sockets(&server.url, 1).await.pop().unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            extra.read_to_string(&mut answer),
+        )
+        .await
+        .expect("no answer past the cap")
+        .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+        assert!(answer.contains("too many connections"), "{answer:?}");
+        // Once the idle ones are timed out, a client gets in.
+        let closed = closed_by_server(held, std::time::Duration::from_secs(10)).await;
+        assert_eq!(closed, 64, "idle sockets the server left open");
+        let mut alice = Raw::new(&server.url, world.token("alice"));
+        assert_eq!(alice.open().await.status, 200);
+    });
+    server.stop();
+}

@@ -346,6 +346,7 @@ async fn serve_connected(
         allowed_hosts: downstream.allowed_hosts.clone(),
         ..Default::default()
     };
+    let connections = options.connections;
     let app = etdi_server::http::router(server, options)
         .map_err(|e| format!("{}: {e}", file.display()))?;
     let tcp = tokio::net::TcpListener::bind(downstream.listen)
@@ -366,10 +367,14 @@ async fn serve_connected(
     };
     let mut serving = match &downstream.tls {
         None => tokio::spawn(async move {
-            axum::serve(etdi_server::listener::TcpAccept::new(tcp), app)
-                .with_graceful_shutdown(graceful)
-                .await
-                .map_err(|e| e.to_string())
+            etdi_server::listener::serve(
+                etdi_server::listener::TcpAccept::new(tcp),
+                app,
+                connections,
+                graceful,
+            )
+            .await
+            .map_err(|e| e.to_string())
         }),
         Some(tls) => {
             let listener = etdi_server::tls::TlsListener::new(
@@ -379,13 +384,9 @@ async fn serve_connected(
             )
             .map_err(|e| format!("cannot serve TLS: {e}"))?;
             tokio::spawn(async move {
-                axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<etdi_server::tls::TlsPeer>(),
-                )
-                .with_graceful_shutdown(graceful)
-                .await
-                .map_err(|e| e.to_string())
+                etdi_server::listener::serve(listener, app, connections, graceful)
+                    .await
+                    .map_err(|e| e.to_string())
             })
         }
     };

@@ -187,7 +187,12 @@ async fn serve_http() -> Result<(), String> {
         }
     };
     tokio::select! {
-        r = axum::serve(etdi_server::listener::TcpAccept::new(listener), app) => r.map_err(|e| e.to_string()),
+        r = etdi_server::listener::serve(
+            etdi_server::listener::TcpAccept::new(listener),
+            app,
+            etdi_server::listener::ConnectionLimits::default(),
+            std::future::pending(),
+        ) => r.map_err(|e| e.to_string()),
         () = stdin_closed => Ok(()),
     }
 }

@@ -25,7 +25,10 @@
 //!   are fsynced (etdi-audit `log_durable`, group commit), instead of once
 //!   they are queued (the library's default adapter);
 //! * `ETDI_LOAD_GRANULARITY`: `step` (default, one event per pipeline step)
-//!   or `call` (one event per allowed call).
+//!   or `call` (one event per allowed call);
+//! * `ETDI_LOAD_MAX_CONNECTIONS`, `ETDI_LOAD_HEADER_TIMEOUT_MS`: the
+//!   connection bounds (`etdi_server::listener::ConnectionLimits`; default
+//!   the library's).
 //!
 //! Tool `echo` (needs `demo:read`) answers with a JSON object holding the
 //! JSON-RPC request id and the caller as the pipeline saw them, so a
@@ -196,6 +199,19 @@ async fn serve() -> Result<(), String> {
         )
         .build()
         .map_err(|e| e.to_string())?;
+    let mut connections = etdi_server::listener::ConnectionLimits::default();
+    if let Ok(n) = std::env::var("ETDI_LOAD_MAX_CONNECTIONS") {
+        connections = connections.max_connections(
+            n.parse()
+                .map_err(|e| format!("ETDI_LOAD_MAX_CONNECTIONS: {e}"))?,
+        );
+    }
+    if let Ok(ms) = std::env::var("ETDI_LOAD_HEADER_TIMEOUT_MS") {
+        let ms: u64 = ms
+            .parse()
+            .map_err(|e| format!("ETDI_LOAD_HEADER_TIMEOUT_MS: {e}"))?;
+        connections = connections.header_read_timeout(std::time::Duration::from_millis(ms));
+    }
     let app = etdi_server::http::router(server, etdi_server::http::HttpOptions::default())
         .map_err(|e| e.to_string())?;
 
@@ -228,7 +244,12 @@ async fn serve() -> Result<(), String> {
         }
     };
     tokio::select! {
-        r = axum::serve(etdi_server::listener::TcpAccept::new(listener), app) => r.map_err(|e| e.to_string())?,
+        r = etdi_server::listener::serve(
+            etdi_server::listener::TcpAccept::new(listener),
+            app,
+            connections,
+            std::future::pending(),
+        ) => r.map_err(|e| e.to_string())?,
         () = stdin_closed => {}
     }
     // Every call answered so far had its events queued (or, durable, synced)

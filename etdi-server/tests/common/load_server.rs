@@ -96,7 +96,19 @@ pub fn verifying_key(jwk: &Value) -> VerifyingKey {
 
 impl Server {
     pub fn start(world: &World, state: &Path, durable: bool, granularity: &str) -> Server {
+        Server::start_with(world, state, durable, granularity, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with(
+        world: &World,
+        state: &Path,
+        durable: bool,
+        granularity: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_etdi-load-server"))
+            .envs(env.iter().copied())
             .env("ETDI_LOAD_STATE", state)
             .env("ETDI_LOAD_AUDIENCE", AUDIENCE)
             .env("ETDI_LOAD_ISSUER", ISSUER)
