@@ -57,6 +57,7 @@ pub struct IssuerConfig {
     pub(crate) fallback: AudienceFallback,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) leeway: u64,
+    pub(crate) max_lifetime: u64,
     pub(crate) require_at_jwt: bool,
     pub(crate) require_binding: bool,
     pub(crate) claims: ClaimMapping,
@@ -67,8 +68,9 @@ pub struct IssuerConfig {
 impl IssuerConfig {
     /// An issuer whose keys are found by discovery (OIDC / RFC 8414).
     ///
-    /// Defaults: algorithms `RS256` and `ES256`, leeway 30 s, `typ` not
-    /// enforced, no audience fallback, the default [`ClaimMapping`]. At least
+    /// Defaults: algorithms `RS256` and `ES256`, leeway 30 s, tokens valid
+    /// for at most 24 h from now, `typ` not enforced, no audience fallback,
+    /// the default [`ClaimMapping`]. At least
     /// one audience must be added before [`TokenVerifierBuilder::build`].
     pub fn new(issuer: impl Into<String>) -> Self {
         IssuerConfig {
@@ -77,6 +79,7 @@ impl IssuerConfig {
             fallback: AudienceFallback::Off,
             algorithms: vec![Algorithm::RS256, Algorithm::ES256],
             leeway: 30,
+            max_lifetime: 24 * 3600,
             require_at_jwt: false,
             require_binding: false,
             claims: ClaimMapping::default(),
@@ -111,6 +114,14 @@ impl IssuerConfig {
     /// Clock-skew leeway for `exp`, `nbf` and `iat`.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway.as_secs();
+        self
+    }
+
+    /// Longest remaining lifetime accepted: a token whose `exp` is further
+    /// than this (plus the leeway) from now is refused, so a token minted
+    /// to "never expire" does not work for ever (default 24 h).
+    pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = lifetime.as_secs();
         self
     }
 
@@ -460,6 +471,16 @@ impl TokenVerifier {
         }
         let claims = &unverified.claims;
         let exp = check_times(claims, now, config.leeway, true)?.unwrap_or(0);
+        if exp
+            > now
+                .saturating_add(config.leeway)
+                .saturating_add(config.max_lifetime)
+        {
+            return Err(TokenError::InvalidClaim {
+                claim: "exp",
+                reason: "further ahead than the issuer's maximum token lifetime",
+            });
+        }
         check_audience(claims, config)?;
         if config.require_at_jwt {
             for claim in ["sub", "client_id", "jti"] {
@@ -560,18 +581,32 @@ impl Unverified {
     }
 }
 
-/// Reads a NumericDate claim: a non-negative JSON number, fractions dropped.
+/// Reads a NumericDate claim: a non-negative JSON number of seconds that
+/// fits in an i64 (RFC 7519 NumericDate as every JOSE library stores it),
+/// fractions dropped. Larger values (1e300, 2^64 + 1) are refused, not
+/// read as "never".
 fn numeric_date(
     claims: &Map<String, Value>,
     claim: &'static str,
 ) -> Result<Option<u64>, TokenError> {
+    const MAX: u64 = i64::MAX as u64;
+    let out_of_range = TokenError::InvalidClaim {
+        claim,
+        reason: "out of range (more than i64 seconds)",
+    };
     match claims.get(claim) {
         None => Ok(None),
         Some(Value::Number(n)) => {
             if let Some(v) = n.as_u64() {
+                if v > MAX {
+                    return Err(out_of_range);
+                }
                 Ok(Some(v))
             } else if let Some(f) = n.as_f64().filter(|f| f.is_finite() && *f >= 0.0) {
-                // Saturating float-to-int conversion; beyond u64 is "never".
+                // 2^63 is the first double past i64::MAX.
+                if f >= 9_223_372_036_854_775_808.0 {
+                    return Err(out_of_range);
+                }
                 Ok(Some(f as u64))
             } else {
                 Err(TokenError::InvalidClaim {
@@ -771,6 +806,16 @@ mod tests {
     fn time_checks_with_leeway_edges() {
         let c = obj(json!({"exp": 100, "nbf": 50, "iat": 50}));
         assert!(check_times(&c, 100, 0, true).is_err(), "exp is exclusive");
+        for huge in [json!(1e300), json!(18446744073709551615u64), json!(9.3e18)] {
+            let t = obj(json!({"exp": huge}));
+            assert!(
+                matches!(
+                    check_times(&t, 1, 0, true),
+                    Err(TokenError::InvalidClaim { claim: "exp", .. })
+                ),
+                "{huge}"
+            );
+        }
         assert!(check_times(&c, 99, 0, true).is_ok());
         assert!(check_times(&c, 109, 10, true).is_ok(), "within leeway");
         assert!(check_times(&c, 110, 10, true).is_err(), "at exp + leeway");
@@ -788,7 +833,7 @@ mod tests {
             Err(TokenError::InvalidClaim { claim: "exp", .. })
         ));
         assert!(check_times(&obj(json!({"exp": -1})), 1, 0, true).is_err());
-        assert!(check_times(&obj(json!({"exp": 1e300})), 1, 0, true).is_ok());
+        assert!(check_times(&obj(json!({"exp": 1e300})), 1, 0, true).is_err());
     }
 
     #[test]

@@ -577,3 +577,40 @@ fn past_the_connection_cap_a_connection_is_refused_clearly() {
     });
     server.stop();
 }
+
+/// Token claims from an outside corpus: an `exp` that does not fit in i64
+/// seconds (1e300, 2^64 + 1) was read as "never expires", and a token
+/// minted for ten years worked for ten years. Both are refused (`401
+/// invalid_token`, audited); a token within the issuer's maximum lifetime
+/// (24 h by default) is accepted.
+#[test]
+fn tokens_that_never_expire_are_refused() {
+    let world = World::new();
+    let state = tempfile::tempdir().unwrap();
+    let server = Server::start(&world, state.path(), false, "step");
+    let now = UnixTime::now().as_secs();
+    let claims = |exp: Value| {
+        json!({"iss": common::load_server::ISSUER, "sub": "mallory", "aud": AUDIENCE,
+            "client_id": CLIENT_ID, "iat": now, "exp": exp, "jti": format!("t-{exp}"),
+            "scope": "demo:read"})
+    };
+    runtime().block_on(async {
+        for exp in [
+            json!(1e300),
+            serde_json::from_str::<Value>("18446744073709551617").unwrap(),
+            json!(now + 10 * 365 * 24 * 3600),
+        ] {
+            let mut raw = Raw::new(&server.url, world.token_with(claims(exp.clone())));
+            let a = raw.open().await;
+            assert_eq!(a.status, 401, "exp {exp}: {}", a.body);
+        }
+        let mut ok = Raw::new(&server.url, world.token_with(claims(json!(now + 3600))));
+        assert_eq!(ok.open().await.status, 200);
+    });
+    server.stop();
+    let failed = audit_records(state.path())
+        .iter()
+        .filter(|r| r["event"]["kind"] == "authentication_failed")
+        .count();
+    assert_eq!(failed, 3, "each refused token is audited");
+}

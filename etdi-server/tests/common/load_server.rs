@@ -47,11 +47,15 @@ impl World {
     /// An RFC 9068 access token of `subject` for the client `etdi-load`.
     pub fn token(&self, subject: &str) -> String {
         let now = UnixTime::now().as_secs();
-        let claims = json!({
+        self.token_with(json!({
             "iss": ISSUER, "sub": subject, "aud": AUDIENCE, "client_id": CLIENT_ID,
             "iat": now, "exp": now + 3600, "jti": format!("tok-{subject}-{now}"),
             "scope": "demo:read",
-        });
+        }))
+    }
+
+    /// An access token with exactly these claims, signed by the issuer.
+    pub fn token_with(&self, claims: Value) -> String {
         let header = etdi_crypto::jws::JwsHeader::new(Algorithm::ES256)
             .with_kid(self.issuer_key.kid().to_string())
             .with_typ("at+jwt");
