@@ -369,17 +369,35 @@ async fn authenticate(State(st): State<Arc<AuthState>>, mut req: Request, next: 
             ),
         );
     }
-    let token = req
+    let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
+            let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
             scheme
                 .eq_ignore_ascii_case("bearer")
                 .then(|| rest.trim().to_owned())
-        })
-        .filter(|t| !t.is_empty());
+        });
+    // `Authorization: Bearer` with nothing after it is a malformed request
+    // (RFC 6750 §3.1 `invalid_request`), not a missing credential.
+    if bearer.as_deref() == Some("") {
+        st.record_failure(
+            EventKind::AuthenticationFailed,
+            DenyReason::Unauthenticated {
+                detail: "empty bearer token".into(),
+            },
+            None,
+        )
+        .await;
+        return challenge(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Bearer error=\"invalid_request\", error_description=\"empty bearer token\", resource_metadata=\"{meta}\""
+            ),
+        );
+    }
+    let token = bearer;
     let certificate = req
         .extensions()
         .get::<axum::extract::ConnectInfo<crate::tls::TlsPeer>>()

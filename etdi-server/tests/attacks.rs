@@ -614,3 +614,35 @@ fn tokens_that_never_expire_are_refused() {
         .count();
     assert_eq!(failed, 3, "each refused token is audited");
 }
+
+/// `Authorization: Bearer ` with no token was treated as no token (`401`);
+/// RFC 6750 §3.1 makes it a malformed request: `400 invalid_request`,
+/// audited.
+#[test]
+fn an_empty_bearer_token_is_an_invalid_request() {
+    let world = World::new();
+    let state = tempfile::tempdir().unwrap();
+    let server = Server::start(&world, state.path(), false, "step");
+    runtime().block_on(async {
+        for header in ["Bearer ", "Bearer", "bearer    "] {
+            let r = reqwest::Client::new()
+                .post(&server.url)
+                .header("authorization", header)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "{header:?}");
+            let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+            assert!(challenge.contains("invalid_request"), "{challenge}");
+        }
+    });
+    server.stop();
+    assert!(
+        audit_records(state.path())
+            .iter()
+            .any(|r| r.to_string().contains("empty bearer token"))
+    );
+}
