@@ -607,8 +607,8 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(512))]
         #[test]
         fn the_fast_encoder_is_byte_identical_to_canonical_json(e in arb_event()) {
-            // Both refuse, or both write the same bytes: a number that is
-            // not exactly an IEEE double (I-JSON) has no canonical form.
+            // Both refuse, or both write the same bytes: a number that its
+            // canonical text does not read back as has no canonical form.
             let mut fast = Vec::new();
             match (encode_event(&e, &mut fast), canonical_json(&e)) {
                 (Ok(()), Ok(reference)) => prop_assert_eq!(

@@ -233,47 +233,78 @@ pub fn canonical_value(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     if fast::write_value(&mut out, value).is_some() {
         return Ok(out.into_bytes());
     }
-    exact_doubles(value)?;
+    reads_back(value)?;
     serde_json_canonicalizer::to_vec(value).map_err(|e| CanonicalError {
         reason: e.to_string(),
     })
 }
 
-/// I-JSON (RFC 7493 §2.2): every number must be exactly an IEEE 754
-/// double. RFC 8785 writes a number through a double, so an integer that
-/// is not one (2^53 + 1, 10^18 + 64) would share its canonical form, and
-/// its digest and signature, with a different number, while a handler that
-/// reads exact integers would see the number that was sent, not the one
-/// that was signed. Such a document has no canonical form: refusing it is
-/// the only way the signed value and the read value are always the same.
-/// (The fast writer handles only integers up to 2^53, all exact, so only
-/// the general path needs this check.)
-fn exact_doubles(value: &Value) -> Result<(), CanonicalError> {
+/// Every number must read back from its canonical text as itself.
+///
+/// RFC 8785 writes a number through an IEEE double in ECMAScript's
+/// shortest form, while a tool handler reads the number as sent, integers
+/// exactly. Where the two differ, several numbers share one canonical form,
+/// and so one digest and one signature: a call signed with 2^53 and sent
+/// with 2^53 + 1 verified, and the handler read 2^53 + 1. A number is
+/// therefore accepted only when parsing its canonical text gives back the
+/// same value: then the canonical text (what is signed) determines the
+/// number (what the handler reads), and the canonical form is a fixed
+/// point. Integers up to 2^53 and decimals always qualify; an integer
+/// beyond 2^53 only when it is written in the shortest form already (10^18
+/// does; 2^53 + 1, 10^18 + 64 and 2^60 do not). (I-JSON, RFC 7493 §2.2,
+/// asks senders not to rely on more precision than a double.) The fast
+/// writer handles only integers up to 2^53, so only the general path needs
+/// this check.
+pub(crate) fn reads_back(value: &Value) -> Result<(), CanonicalError> {
     match value {
         Value::Number(n) => {
-            let exact = if let Some(u) = n.as_u64() {
-                let f = u as f64;
-                // `f as u64` saturates: 2^64 would pass as u64::MAX.
-                f < 18_446_744_073_709_551_616.0 && f as u64 == u
-            } else if let Some(i) = n.as_i64() {
-                let f = i as f64;
-                f < 9_223_372_036_854_775_808.0 && f as i64 == i
-            } else {
-                n.as_f64().is_some_and(f64::is_finite)
-            };
-            if exact {
+            let small = n.as_u64().is_some_and(|u| u <= 1 << 53)
+                || n.as_i64().is_some_and(|i| i.unsigned_abs() <= 1 << 53);
+            if small {
+                return Ok(());
+            }
+            let text = serde_json_canonicalizer::to_vec(n).map_err(|e| CanonicalError {
+                reason: e.to_string(),
+            })?;
+            let back: Option<serde_json::Number> = serde_json::from_slice(&text).ok();
+            if back.is_some_and(|b| same_number(n, &b)) {
                 Ok(())
             } else {
                 Err(CanonicalError {
                     reason: format!(
-                        "number {n} is not exactly an IEEE 754 double (I-JSON, RFC 7493 §2.2); send it as a string"
+                        "number {n} is written {} in canonical form (RFC 8785), which is another number; send it as a string",
+                        String::from_utf8_lossy(&text)
                     ),
                 })
             }
         }
-        Value::Array(items) => items.iter().try_for_each(exact_doubles),
-        Value::Object(map) => map.values().try_for_each(exact_doubles),
+        Value::Array(items) => items.iter().try_for_each(reads_back),
+        Value::Object(map) => map.values().try_for_each(reads_back),
         Value::Null | Value::Bool(_) | Value::String(_) => Ok(()),
+    }
+}
+
+/// True when `a` and `b` are the same mathematical value (an integer and
+/// a double compare by value; -0 equals 0).
+fn same_number(a: &serde_json::Number, b: &serde_json::Number) -> bool {
+    fn int(n: &serde_json::Number) -> Option<i128> {
+        n.as_u64()
+            .map(i128::from)
+            .or_else(|| n.as_i64().map(i128::from))
+    }
+    match (int(a), int(b)) {
+        (Some(x), Some(y)) => x == y,
+        (Some(i), None) | (None, Some(i)) => {
+            let f = if int(a).is_some() {
+                b.as_f64()
+            } else {
+                a.as_f64()
+            };
+            // Below 2^127 in magnitude, `as i128` of an integral double is
+            // exact.
+            f.is_some_and(|f| f.fract() == 0.0 && f.abs() < 1.7e38 && f as i128 == i)
+        }
+        (None, None) => a.as_f64() == b.as_f64(),
     }
 }
 
@@ -529,7 +560,7 @@ impl Digest {
         if fast::write_object(&mut out, map).is_some() {
             return Ok(Self::of(out.as_bytes()));
         }
-        map.values().try_for_each(exact_doubles)?;
+        map.values().try_for_each(reads_back)?;
         serde_json_canonicalizer::to_vec(map)
             .map(|b| Self::of(&b))
             .map_err(|e| CanonicalError {
@@ -603,19 +634,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_that_are_not_exact_doubles_have_no_canonical_form() {
-        // (value, exact): the edges of the rule.
-        let cases: [(Value, bool); 10] = [
+    fn numbers_that_are_not_reads_back_have_no_canonical_form() {
+        // (value, accepted): the edges of the rule.
+        let cases: [(Value, bool); 12] = [
             (serde_json::json!(9_007_199_254_740_992u64), true),
             (serde_json::json!(9_007_199_254_740_993u64), false),
+            (serde_json::json!(9_007_199_254_740_994u64), true),
             (serde_json::json!(1_000_000_000_000_000_000u64), true),
             (serde_json::json!(1_000_000_000_000_000_064u64), false),
+            (serde_json::json!(1u64 << 60), false),
             (serde_json::json!(u64::MAX), false),
-            (serde_json::json!(9_223_372_036_854_775_808u64), true),
+            // Written -9223372036854776000, which reads back as the double -2^63.
             (serde_json::json!(i64::MIN), true),
-            (serde_json::json!(i64::MAX), false),
             (serde_json::json!(-9_007_199_254_740_993i64), false),
             (serde_json::json!(0.1), true),
+            (serde_json::json!(1e21), true),
+            // A double whose shortest form is an integer that is not it.
+            (serde_json::json!(90_071_992_547_409_936.0f64), false),
         ];
         for (v, exact) in cases {
             let doc = serde_json::json!({"a": [v.clone()]});
@@ -686,7 +721,7 @@ mod tests {
             json!([9007199254740992u64, -9007199254740992i64, 0, -0, 1]),
             // These need the general path (numbers JCS formats specially).
             json!([9007199254740994u64, 1.5, 1e21, 1e-7, -0.0, 100.0]),
-            json!([u64::MAX - 2047, i64::MIN, -9007199254740994i64]),
+            json!([1_000_000_000_000_000_000u64, i64::MIN, -9007199254740994i64]),
             json!({"n": {"deep": [{"z": 1, "y": {"x": []}}]}}),
         ] {
             assert_eq!(canonical_value(&v).unwrap(), reference(&v), "{v}");
@@ -704,7 +739,7 @@ mod tests {
             any::<i64>().prop_map(Value::from),
             any::<u64>().prop_map(Value::from),
             (-(1i64 << 53)..=(1i64 << 53)).prop_map(Value::from),
-            // Large integers that are exact doubles (the general path).
+            // Large integers (the general path; some are refused).
             (1u64..2048).prop_map(|k| Value::from(k << 53)),
             (1i64..1024).prop_map(|k| Value::from(-(k << 53))),
             any::<f64>()
@@ -731,12 +766,12 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
         #[test]
         fn fast_path_is_byte_identical_to_the_reference(v in json_value()) {
-            // A document holding an integer that is not exactly a double
-            // has no canonical form (I-JSON); any other is written exactly
+            // A document holding a number its canonical text does not read
+            // back as has no canonical form; any other is written exactly
             // as the reference writes it.
             match canonical_value(&v) {
                 Ok(bytes) => proptest::prop_assert_eq!(bytes, reference(&v)),
-                Err(_) => proptest::prop_assert!(exact_doubles(&v).is_err(), "refused {}", v),
+                Err(_) => proptest::prop_assert!(reads_back(&v).is_err(), "refused {}", v),
             }
         }
     }

@@ -477,6 +477,28 @@ impl RawDefinition {
         if let Some(s) = &self.output_schema {
             object_schema("outputSchema", s)?;
         }
+        // Parse, don't validate: a number without a canonical form (one
+        // its RFC 8785 text reads back as another number, docs/PROTOCOL.md
+        // §3) is refused here, naming the field, not when the definition is
+        // first digested.
+        let numbers = |field: &str, map: &Map<String, Value>| {
+            map.values()
+                .try_for_each(canonical::reads_back)
+                .map_err(|e| DefinitionError::invalid(field, e.to_string()))
+        };
+        numbers("inputSchema", &self.input_schema)?;
+        for (field, map) in [
+            ("outputSchema", self.output_schema.as_ref()),
+            ("annotations", self.annotations.as_ref()),
+        ] {
+            if let Some(map) = map {
+                numbers(field, map)?;
+            }
+        }
+        for icon in self.icons.iter().flatten() {
+            canonical::reads_back(icon)
+                .map_err(|e| DefinitionError::invalid("icons", e.to_string()))?;
+        }
         let permissions = permissions(self.permissions.unwrap_or_default())?;
         let call_chain = match self.call_chain {
             Some(c) => c.validate()?,

@@ -21,10 +21,10 @@ fn arb_json(depth: u32) -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        // Integers a double holds exactly (I-JSON): every other integer has
-        // no canonical form (tested in canonical.rs and jcs_vectors.rs).
+        // Integers up to 2^53: a larger one has a canonical form only when
+        // it is written in ECMAScript's shortest form already (tested in
+        // canonical.rs and jcs_vectors.rs).
         (-(1i64 << 53)..=(1i64 << 53)).prop_map(Value::from),
-        (1i64..1024).prop_map(|k| Value::from(k << 53)),
         (-1e12f64..1e12).prop_map(|f| json!(f)),
         "\\PC{0,8}".prop_map(Value::String),
     ];

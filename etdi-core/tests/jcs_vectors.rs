@@ -61,19 +61,25 @@ fn section_3_2_3_sorting_by_utf16_code_units() {
 }
 
 #[test]
-fn integers_that_are_not_doubles_have_no_canonical_form() {
-    // I-JSON (RFC 7493 §2.2, which RFC 8785 requires of its input): JCS
-    // writes numbers as IEEE doubles, so an integer the parser kept exactly
-    // but no double holds (u64::MAX, 2^53 + 1) would share its canonical
-    // form with another number. It is refused (docs/PROTOCOL.md §3); a
-    // number that is a double, however spelled, is written as that double.
+fn numbers_whose_canonical_text_is_another_number_are_refused() {
+    // JCS writes numbers as IEEE doubles in ECMAScript's shortest form. An
+    // integer the parser kept exactly but whose canonical text is another
+    // number (u64::MAX, 2^53 + 1, 2^60) would share its canonical form with
+    // that number, so it is refused (docs/PROTOCOL.md §3); a number whose
+    // canonical text reads back as itself, however spelled, is accepted.
     let refused = |text: &str| canonical_json(&parse_json(text).unwrap()).is_err();
     assert!(refused("18446744073709551615"));
     assert!(refused("9007199254740993"));
+    assert!(refused("1152921504606846976"));
+    assert!(refused("90071992547409930.1"));
     assert!(refused("[1, {\"a\": -9007199254740993}]"));
     assert_eq!(
         canonical_of_text("18446744073709552000"),
         "18446744073709552000"
+    );
+    assert_eq!(
+        canonical_of_text("1152921504606847000"),
+        "1152921504606847000"
     );
     assert_eq!(canonical_of_text("9007199254740992"), "9007199254740992");
     assert_eq!(canonical_of_text("[-0, 0.0, 1E2, 100]"), "[0,0,100,100]");

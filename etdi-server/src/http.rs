@@ -31,6 +31,12 @@ pub struct HttpOptions {
     /// `Host` header values accepted (DNS-rebinding protection; rmcp's
     /// default is loopback only).
     pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call (the MCP transport spec: servers
+    /// MUST validate `Origin`), e.g. `https://app.example.com:443` or
+    /// `http://localhost:*`. A request carrying any other `Origin` gets
+    /// `403`; requests without one (every non-browser MCP client) are not
+    /// affected. Default: empty, so every browser origin is refused.
+    pub allowed_origins: Vec<String>,
     /// Keep MCP sessions (`Mcp-Session-Id`); off serves every request
     /// statelessly.
     pub sessions: bool,
@@ -57,6 +63,7 @@ impl Default for HttpOptions {
         HttpOptions {
             path: "/mcp".into(),
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
             sessions: true,
             json_response: false,
             tool_scope_challenge: false,
@@ -258,7 +265,16 @@ impl AuthState {
         let SessionRequest { session, opens } = request;
         match session {
             Some(id) => {
-                if owners.access(&id, &owner) == Access::Foreign {
+                let access = owners.access(&id, &owner);
+                if access == Access::Unknown {
+                    // Ended, expired or never opened here: rmcp would say
+                    // the same, and an id this layer cannot place (a
+                    // poisoned table) must not reach a session it owns.
+                    return Err(
+                        (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()
+                    );
+                }
+                if access == Access::Foreign {
                     self.record_failure(
                         EventKind::AuthorizationFailed,
                         DenyReason::SessionNotOwned,
@@ -574,6 +590,8 @@ where
     let sessions = Arc::new(LocalSessionManager::default());
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(options.allowed_hosts.clone())
+        .with_allowed_origins(options.allowed_origins.clone())
+        .enforce_origin_validation()
         .with_legacy_session_mode(options.sessions)
         .with_json_response(options.json_response)
         .with_max_request_body_bytes(limits.max_request_body_bytes);

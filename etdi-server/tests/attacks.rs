@@ -189,8 +189,9 @@ fn runtime() -> tokio::runtime::Runtime {
 /// digest is RFC 8785 over IEEE doubles, while a handler deserialises
 /// exact integers: a call signed with 2^53 and sent with 2^53 + 1 had the
 /// same digest and the handler got 2^53 + 1. Now any signed call whose
-/// arguments hold a number that is not exactly an IEEE double is refused
-/// (`-32012`, audited), and an exact one reaches the handler unchanged.
+/// arguments hold a number that its canonical text does not read back as
+/// is refused (`-32012`, audited), and any other reaches the handler
+/// unchanged.
 #[test]
 fn signed_arguments_are_exactly_what_the_handler_reads() {
     let world = World::new();
@@ -645,4 +646,34 @@ fn an_empty_bearer_token_is_an_invalid_request() {
             .iter()
             .any(|r| r.to_string().contains("empty bearer token"))
     );
+}
+
+/// `Origin` was not checked, so a web page in the user's browser could
+/// drive a local server (the MCP transport spec says servers must validate
+/// it). A request with an origin that is not allowed gets `403`; clients
+/// that send none (every non-browser MCP client) are unaffected.
+#[test]
+fn a_browser_origin_that_is_not_allowed_is_refused() {
+    let world = World::new();
+    let state = tempfile::tempdir().unwrap();
+    let server = Server::start(&world, state.path(), false, "step");
+    runtime().block_on(async {
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": PROTOCOL, "capabilities": {},
+            "clientInfo": {"name": "page", "version": "0"}}});
+        let r = reqwest::Client::new()
+            .post(&server.url)
+            .bearer_auth(world.token("alice"))
+            .header("origin", "https://evil.example")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(init.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let mut alice = Raw::new(&server.url, world.token("alice"));
+        assert_eq!(alice.open().await.status, 200);
+    });
+    server.stop();
 }

@@ -111,6 +111,8 @@ pub struct DownstreamConfig {
     pub path: String,
     /// Accepted `Host` header values.
     pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call (any other `Origin` gets 403).
+    pub allowed_origins: Vec<String>,
     /// Scopes every request needs.
     pub required_scopes: Vec<String>,
     /// Scopes listed in the RFC 9728 document.
@@ -234,6 +236,8 @@ struct RawDownstream {
     resource: Spanned<String>,
     path: Option<Spanned<String>>,
     allowed_hosts: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
     #[serde(default)]
     required_scopes: Vec<String>,
     #[serde(default)]
@@ -812,6 +816,7 @@ fn check_downstream(ctx: &Ctx<'_>, d: &RawDownstream) -> Result<DownstreamConfig
         resource,
         path,
         allowed_hosts,
+        allowed_origins: d.allowed_origins.clone(),
         required_scopes: d.required_scopes.clone(),
         scopes_supported: d.scopes_supported.clone(),
         shutdown_grace,

@@ -344,6 +344,7 @@ async fn serve_connected(
     let options = etdi_server::http::HttpOptions {
         path: downstream.path.clone(),
         allowed_hosts: downstream.allowed_hosts.clone(),
+        allowed_origins: downstream.allowed_origins.clone(),
         ..Default::default()
     };
     let connections = options.connections;
