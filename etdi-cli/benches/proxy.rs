@@ -18,7 +18,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::Criterion;
 use serde_json::{Value, json};
@@ -102,9 +102,6 @@ permissions = ["demo:read"]
 
 fn main() {
     const CLIENTS: usize = 16;
-    const ROUNDS: usize = 7;
-    const SEQ_PER_ROUND: usize = 200;
-    const PER_CLIENT: usize = 50;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -116,98 +113,33 @@ fn main() {
     let gateway = start_gateway(dir.path(), &upstream, &issuer);
     let args = json!({"text": "benchmark"});
     let token = issuer.token(RESOURCE);
-    let targets = [
-        ("direct", upstream.clone(), None),
-        ("proxy", gateway.url.clone(), Some(token)),
-    ];
-    let mut sessions: Vec<(keepalive::Session, Vec<keepalive::Session>)> = rt.block_on(async {
-        let mut out = Vec::new();
-        for (_, url, token) in &targets {
-            let one = keepalive::Session::open(url, token.clone()).await;
-            let mut many = Vec::with_capacity(CLIENTS);
-            for _ in 0..CLIENTS {
-                many.push(keepalive::Session::open(url, token.clone()).await);
-            }
-            out.push((one, many));
-        }
-        out
+    let mut targets: Vec<keepalive::Target> = rt.block_on(async {
+        vec![
+            keepalive::Target::open("direct", &upstream, None, CLIENTS).await,
+            keepalive::Target::open("proxy", &gateway.url, Some(token), CLIENTS).await,
+        ]
     });
-
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    {
-        let mut g = c.benchmark_group("proxy_tools_call");
-        for ((name, _, _), (one, _)) in targets.iter().zip(sessions.iter_mut()) {
-            g.bench_function(*name, |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            one.call("echo", &args).await;
-                        }
-                        start.elapsed()
-                    })
-                })
-            });
-        }
-        g.finish();
-    }
-
-    let n = targets.len();
-    let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); n];
-    let mut p50_ratio: Vec<Vec<f64>> = vec![Vec::new(); n];
-    let mut tput: Vec<Vec<f64>> = vec![Vec::new(); n];
-    let mut tput_ratio: Vec<Vec<f64>> = vec![Vec::new(); n];
-    for _ in 0..ROUNDS {
-        let mut round_p50 = Vec::with_capacity(n);
-        let mut round_tput = Vec::with_capacity(n);
-        for (i, (one, many)) in sessions.iter_mut().enumerate() {
-            let mut l = rt.block_on(keepalive::sequential(one, "echo", &args, SEQ_PER_ROUND));
-            l.sort();
-            round_p50.push(keepalive::pct(&l, 0.5).as_secs_f64());
-            lat[i].extend(l);
-            let (back, calls_per_s) = rt.block_on(keepalive::concurrent(
-                std::mem::take(many),
-                "echo",
-                &args,
-                PER_CLIENT,
-            ));
-            *many = back;
-            round_tput.push(calls_per_s);
-        }
-        for i in 0..n {
-            p50_ratio[i].push(round_p50[i] / round_p50[0]);
-            tput[i].push(round_tput[i]);
-            tput_ratio[i].push(round_tput[i] / round_tput[0]);
-        }
-    }
+    keepalive::criterion_group(&mut c, "proxy_tools_call", &rt, &mut targets, "echo", &args);
+    let rounds = keepalive::Rounds {
+        rounds: 7,
+        sequential: 200,
+        per_client: 50,
+    };
     println!();
     println!(
-        "etdi proxy (enhanced, audit on) in front of a plain rmcp upstream, kept-alive MCP clients with SSE answers ({ROUNDS} interleaved rounds: {SEQ_PER_ROUND} sequential calls on one session, then {CLIENTS} sessions x {PER_CLIENT} calls at once)"
+        "etdi proxy (enhanced, audit on) in front of a plain rmcp upstream, kept-alive MCP clients with SSE answers ({} interleaved rounds: {} sequential calls on one session, then {CLIENTS} sessions x {} calls at once)",
+        rounds.rounds, rounds.sequential, rounds.per_client
     );
-    println!(
-        "{:<8} {:>9} {:>9} {:>11} {:>9} {:>14}",
-        "target", "p50 us", "p99 us", "p50 ratio", "calls/s", "calls/s ratio"
-    );
-    for (i, (name, _, _)) in targets.iter().enumerate() {
-        lat[i].sort();
-        println!(
-            "{:<8} {:>9.1} {:>9.1} {:>11.3} {:>9.0} {:>14.3}",
-            name,
-            keepalive::pct(&lat[i], 0.5).as_secs_f64() * 1e6,
-            keepalive::pct(&lat[i], 0.99).as_secs_f64() * 1e6,
-            keepalive::median(&mut p50_ratio[i]),
-            keepalive::median(&mut tput[i]),
-            keepalive::median(&mut tput_ratio[i]),
-        );
-    }
+    keepalive::compare(&rt, &mut targets, "echo", &args, &rounds);
     println!(
         "(target: the proxy's sequential p50 under 2 ms; ratios are the median of per-round ratios against direct)"
     );
-    drop(sessions);
+    drop(targets);
     drop(gateway);
     rt.shutdown_timeout(Duration::from_secs(1));
 }

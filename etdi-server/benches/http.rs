@@ -654,115 +654,36 @@ fn main() {
 fn keepalive(rt: &tokio::runtime::Runtime, c: &mut Criterion, issuer: &Issuer) {
     use etdi_server::audit::AuditGranularity::{PerCall, PerStep};
     const CLIENTS: usize = 16;
-    const ROUNDS: usize = 7;
-    const SEQ_PER_ROUND: usize = 200;
-    const PER_CLIENT: usize = 50;
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let args = json!({"text": "benchmark"});
-    struct Target {
-        name: &'static str,
-        url: String,
-        token: Option<String>,
-    }
-    let targets: Vec<Target> = rt.block_on(async {
+    let mut targets: Vec<keepalive::Target> = rt.block_on(async {
         let plain = start_plain(false).await;
         let secure = start_secure(issuer, Sig::Off, PerStep, dirs[0].path(), false).await;
         let per_call = start_secure(issuer, Sig::Off, PerCall, dirs[1].path(), false).await;
         vec![
-            Target {
-                name: "plain",
-                url: plain,
-                token: None,
-            },
-            Target {
-                name: "secure",
-                token: Some(issuer.token(&secure)),
-                url: secure,
-            },
-            Target {
-                name: "secure/call",
-                token: Some(issuer.token(&per_call)),
-                url: per_call,
-            },
+            keepalive::Target::open("plain", &plain, None, CLIENTS).await,
+            keepalive::Target::open("secure", &secure, Some(issuer.token(&secure)), CLIENTS).await,
+            keepalive::Target::open(
+                "secure/call",
+                &per_call,
+                Some(issuer.token(&per_call)),
+                CLIENTS,
+            )
+            .await,
         ]
     });
-    let mut sessions: Vec<(keepalive::Session, Vec<keepalive::Session>)> = rt.block_on(async {
-        let mut out = Vec::new();
-        for t in &targets {
-            let one = keepalive::Session::open(&t.url, t.token.clone()).await;
-            let mut many = Vec::with_capacity(CLIENTS);
-            for _ in 0..CLIENTS {
-                many.push(keepalive::Session::open(&t.url, t.token.clone()).await);
-            }
-            out.push((one, many));
-        }
-        out
-    });
-    {
-        let mut g = c.benchmark_group("keepalive_tools_call");
-        for (t, (one, _)) in targets.iter().zip(sessions.iter_mut()) {
-            g.bench_function(t.name, |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            one.call("echo", &args).await;
-                        }
-                        start.elapsed()
-                    })
-                })
-            });
-        }
-        g.finish();
-    }
-    let n = targets.len();
-    let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); n];
-    let mut p50_ratio: Vec<Vec<f64>> = vec![Vec::new(); n];
-    let mut tput: Vec<Vec<f64>> = vec![Vec::new(); n];
-    let mut tput_ratio: Vec<Vec<f64>> = vec![Vec::new(); n];
-    for _ in 0..ROUNDS {
-        let mut round_p50 = Vec::with_capacity(n);
-        let mut round_tput = Vec::with_capacity(n);
-        for (i, (one, many)) in sessions.iter_mut().enumerate() {
-            let mut l = rt.block_on(keepalive::sequential(one, "echo", &args, SEQ_PER_ROUND));
-            l.sort();
-            round_p50.push(keepalive::pct(&l, 0.5).as_secs_f64());
-            lat[i].extend(l);
-            let (back, calls_per_s) = rt.block_on(keepalive::concurrent(
-                std::mem::take(many),
-                "echo",
-                &args,
-                PER_CLIENT,
-            ));
-            *many = back;
-            round_tput.push(calls_per_s);
-        }
-        for i in 0..n {
-            p50_ratio[i].push(round_p50[i] / round_p50[0]);
-            tput[i].push(round_tput[i]);
-            tput_ratio[i].push(round_tput[i] / round_tput[0]);
-        }
-    }
+    keepalive::criterion_group(c, "keepalive_tools_call", rt, &mut targets, "echo", &args);
+    let rounds = keepalive::Rounds {
+        rounds: 7,
+        sequential: 200,
+        per_client: 50,
+    };
     println!();
     println!(
-        "kept-alive MCP clients with SSE answers ({ROUNDS} interleaved rounds: {SEQ_PER_ROUND} sequential calls on one session, then {CLIENTS} sessions x {PER_CLIENT} calls at once; every server accepts with TCP_NODELAY)"
+        "kept-alive MCP clients with SSE answers ({} interleaved rounds: {} sequential calls on one session, then {CLIENTS} sessions x {} calls at once; every server accepts with TCP_NODELAY)",
+        rounds.rounds, rounds.sequential, rounds.per_client
     );
-    println!(
-        "{:<12} {:>9} {:>9} {:>13} {:>11} {:>14}",
-        "variant", "p50 us", "p99 us", "p50 ratio", "calls/s", "calls/s ratio"
-    );
-    for (i, t) in targets.iter().enumerate() {
-        lat[i].sort();
-        println!(
-            "{:<12} {:>9.1} {:>9.1} {:>13.3} {:>11.0} {:>14.3}",
-            t.name,
-            keepalive::pct(&lat[i], 0.5).as_secs_f64() * 1e6,
-            keepalive::pct(&lat[i], 0.99).as_secs_f64() * 1e6,
-            keepalive::median(&mut p50_ratio[i]),
-            keepalive::median(&mut tput[i]),
-            keepalive::median(&mut tput_ratio[i]),
-        );
-    }
+    keepalive::compare(rt, &mut targets, "echo", &args, &rounds);
     println!(
         "(p50 ratio: a variant's sequential p50 over plain's, median of per-round ratios; target for secure: at most 1.5)"
     );

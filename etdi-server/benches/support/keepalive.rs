@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use criterion::Criterion;
+
 use serde_json::{Value, json};
 
 /// The protocol revision sent in `initialize` and in each later request's
@@ -178,4 +180,125 @@ pub fn pct(sorted: &[Duration], p: f64) -> Duration {
 pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// One server under comparison: a session for sequential calls and the
+/// sessions that call at once.
+pub struct Target {
+    /// The name in the tables.
+    pub name: &'static str,
+    one: Session,
+    many: Vec<Session>,
+}
+
+impl Target {
+    /// Opens `clients + 1` sessions on `url`.
+    pub async fn open(
+        name: &'static str,
+        url: &str,
+        token: Option<String>,
+        clients: usize,
+    ) -> Target {
+        let one = Session::open(url, token.clone()).await;
+        let mut many = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            many.push(Session::open(url, token.clone()).await);
+        }
+        Target { name, one, many }
+    }
+}
+
+/// How many interleaved rounds, and the calls of each.
+pub struct Rounds {
+    /// Rounds.
+    pub rounds: usize,
+    /// Sequential calls on one session per round and target.
+    pub sequential: usize,
+    /// Calls of each concurrent session per round and target.
+    pub per_client: usize,
+}
+
+/// A criterion group `group` with one function per target: the mean of
+/// sequential calls of `tool` on its one session.
+pub fn criterion_group(
+    c: &mut Criterion,
+    group: &str,
+    rt: &tokio::runtime::Runtime,
+    targets: &mut [Target],
+    tool: &str,
+    args: &Value,
+) {
+    let mut g = c.benchmark_group(group);
+    for t in targets.iter_mut() {
+        let one = &mut t.one;
+        g.bench_function(t.name, |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        one.call(tool, args).await;
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Runs `r.rounds` interleaved rounds over `targets` (the first is the
+/// reference): in each, every target makes its sequential calls, then its
+/// sessions call at once. Ratios are taken within a round; the table
+/// printed gives p50 and p99 over all rounds and the median ratios.
+pub fn compare(
+    rt: &tokio::runtime::Runtime,
+    targets: &mut [Target],
+    tool: &str,
+    args: &Value,
+    r: &Rounds,
+) {
+    let n = targets.len();
+    let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    let mut p50_ratio: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut tput: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut tput_ratio: Vec<Vec<f64>> = vec![Vec::new(); n];
+    for _ in 0..r.rounds {
+        let mut round_p50 = Vec::with_capacity(n);
+        let mut round_tput = Vec::with_capacity(n);
+        for (i, t) in targets.iter_mut().enumerate() {
+            let mut l = rt.block_on(sequential(&mut t.one, tool, args, r.sequential));
+            l.sort();
+            round_p50.push(pct(&l, 0.5).as_secs_f64());
+            lat[i].extend(l);
+            let (back, calls_per_s) = rt.block_on(concurrent(
+                std::mem::take(&mut t.many),
+                tool,
+                args,
+                r.per_client,
+            ));
+            t.many = back;
+            round_tput.push(calls_per_s);
+        }
+        for i in 0..n {
+            p50_ratio[i].push(round_p50[i] / round_p50[0]);
+            tput[i].push(round_tput[i]);
+            tput_ratio[i].push(round_tput[i] / round_tput[0]);
+        }
+    }
+    println!(
+        "{:<12} {:>9} {:>9} {:>11} {:>11} {:>14}",
+        "target", "p50 us", "p99 us", "p50 ratio", "calls/s", "calls/s ratio"
+    );
+    for (i, t) in targets.iter().enumerate() {
+        lat[i].sort();
+        println!(
+            "{:<12} {:>9.1} {:>9.1} {:>11.3} {:>11.0} {:>14.3}",
+            t.name,
+            pct(&lat[i], 0.5).as_secs_f64() * 1e6,
+            pct(&lat[i], 0.99).as_secs_f64() * 1e6,
+            median(&mut p50_ratio[i]),
+            median(&mut tput[i]),
+            median(&mut tput_ratio[i]),
+        );
+    }
 }
