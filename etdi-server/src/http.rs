@@ -140,6 +140,13 @@ impl http_body::Body for Admitted {
     }
 }
 
+/// The answer to a request on a session this layer does not let it use:
+/// exactly rmcp's answer for an unknown session, so a refused attempt
+/// learns nothing about the session.
+fn unknown_session() -> Response {
+    (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()
+}
+
 /// What the session checks read of a request (taken out of it, because a
 /// request body is not `Sync` and cannot be borrowed across an await).
 struct SessionRequest {
@@ -270,9 +277,7 @@ impl AuthState {
                     // Ended, expired or never opened here: rmcp would say
                     // the same, and an id this layer cannot place (a
                     // poisoned table) must not reach a session it owns.
-                    return Err(
-                        (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()
-                    );
+                    return Err(unknown_session());
                 }
                 if access == Access::Foreign {
                     self.record_failure(
@@ -281,11 +286,7 @@ impl AuthState {
                         Some(principal),
                     )
                     .await;
-                    // Exactly what rmcp answers for an unknown session, so
-                    // the attempt learns nothing about the session.
-                    return Err(
-                        (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()
-                    );
+                    return Err(unknown_session());
                 }
                 Ok(None)
             }
